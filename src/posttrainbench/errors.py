@@ -1,0 +1,9 @@
+"""Errors a user can act on. The CLI prints them as one line and exits with code 2."""
+
+
+class UserError(Exception):
+    """Bad input from the user: unknown names, unusable paths, impossible budgets."""
+
+
+def unknown(kind: str, name: str, valid: list[str]) -> UserError:
+    return UserError(f"unknown {kind} '{name}'; valid {kind}s: {', '.join(sorted(valid))}")

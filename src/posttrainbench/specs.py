@@ -1,0 +1,159 @@
+"""Pydantic models for everything that crosses a boundary: catalog entries, run specs, records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class ModelCard(BaseModel):
+    """A base model the agent is asked to post-train."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    hub_id: str
+    revision: str
+    family: str
+    instruct_twin: str | None = None
+    built_locally: bool = False
+    description: str = ""
+
+
+class TaskInfo(BaseModel):
+    """What the catalog tells about a task."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    benchmark: str
+    description: str
+    default_limit: int | None
+    default_max_tokens: int
+    retry_max_tokens: tuple[int, ...] = ()
+    allowed_training_data: str = ""
+
+
+class AgentInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    kind: Literal["builtin", "script", "cli"]
+    description: str
+
+
+SandboxName = Literal["auto", "bwrap", "none"]
+
+
+class RunSpec(BaseModel):
+    """One run: (task, base model, agent, agent config, budget, gpus, seed)."""
+
+    task: str
+    model: str
+    agent: str
+    agent_config: str = ""
+    budget_seconds: float = Field(gt=0)
+    gpus: int = Field(default=0, ge=0)
+    seed: int = 0
+    sandbox: SandboxName = "auto"
+    network: Literal["open", "offline"] = "open"
+    grace_seconds: float = Field(default=30.0, ge=0)
+
+
+class SolveEnd(StrEnum):
+    exited = "exited"
+    crashed = "crashed"
+    deadline = "deadline"
+    failed_to_start = "failed_to_start"
+
+
+class SolveResult(BaseModel):
+    end: SolveEnd
+    exit_code: int | None
+    started_at: str
+    seconds: float
+    deadline: float
+    sandbox: str
+    detail: str = ""
+    protected_before: dict[str, str] = {}
+
+
+class FinalModelState(StrEnum):
+    ok = "ok"
+    missing = "missing"
+    unloadable = "unloadable"
+
+
+class FinalModelInfo(BaseModel):
+    state: FinalModelState
+    reason: str = ""
+    sha256: str | None = None
+    files: dict[str, str] = {}
+    bytes: int = 0
+    has_generation_config: bool = False
+
+
+class Verdict(StrEnum):
+    passed = "pass"
+    flag = "flag"
+    error = "error"
+
+
+class CheckResult(BaseModel):
+    name: str
+    verdict: Verdict
+    summary: str
+    evidence: dict = {}
+
+
+class StageTiming(BaseModel):
+    started_at: str
+    seconds: float
+    ok: bool
+    error: str = ""
+
+
+class FailureClass(StrEnum):
+    agent_failed_to_start = "agent_failed_to_start"
+    agent_crashed = "agent_crashed"
+    no_final_model = "no_final_model"
+    unloadable_final_model = "unloadable_final_model"
+    evaluation_failed = "evaluation_failed"
+    harness_error = "harness_error"
+
+
+class Outcome(BaseModel):
+    """The record stage's reading of a run: what it scores and why."""
+
+    status: Literal["complete", "incomplete"]
+    failure_class: FailureClass | None = None
+    flagged: bool = False
+    base_score: float | None = None
+    final_score: float | None = None
+    counted_score: float | None = None
+    counted_reason: str = ""
+    minutes_used: float | None = None
+
+
+class RunRecord(BaseModel):
+    """`run.json`: the source of truth for one run; each stage fills in its part."""
+
+    run_id: str
+    spec: RunSpec
+    model_card: ModelCard
+    created_at: str = Field(default_factory=utcnow)
+    results_root: str
+    sandbox: str | None = None
+    solve: SolveResult | None = None
+    final_model: FinalModelInfo | None = None
+    checks: list[CheckResult] = []
+    outcome: Outcome | None = None
+    stages: dict[str, StageTiming] = {}
+    versions: dict[str, str] = {}
