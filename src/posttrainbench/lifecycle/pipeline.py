@@ -1,0 +1,58 @@
+"""Run every stage of one run in order. A failing stage is recorded and the remaining stages
+still run, so a run always ends with a complete `run.json`, never a lost directory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+
+from posttrainbench.lifecycle.check import check
+from posttrainbench.lifecycle.collect import collect
+from posttrainbench.lifecycle.evaluate import evaluate
+from posttrainbench.lifecycle.prepare import prepare
+from posttrainbench.lifecycle.record import record
+from posttrainbench.lifecycle.solve import solve
+from posttrainbench.rundir import RunDir
+from posttrainbench.specs import RunRecord, RunSpec
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def run_stage(run: RunDir, name: str, fn: Callable[[], object], console: Console) -> bool:
+    try:
+        fn()
+    except Exception as e:
+        console.print(f"  [red]✗ {name} failed:[/] {type(e).__name__}: {e}", highlight=False)
+        return False
+    t = run.load().stages.get(name)
+    console.print(f"  [green]✓[/] {name} [dim]({t.seconds:.1f}s)[/]" if t else f"  ✓ {name}")
+    return True
+
+
+def execute(run: RunDir, console: Console) -> RunRecord:
+    """solve -> collect -> check -> evaluate -> record on a prepared run directory."""
+    spec = run.load().spec
+    with console.status(f"solve: agent {spec.agent} is working") as status:
+
+        def progress(left: float) -> None:
+            status.update(f"solve: agent [bold]{spec.agent}[/] is working, {_clock(left)} left")
+
+        run_stage(run, "solve", lambda: solve(run, progress), console)
+    for name, fn in (("collect", collect), ("check", check)):
+        run_stage(run, name, lambda fn=fn: fn(run), console)
+    with console.status("evaluate: scoring final_model on the full test set"):
+        run_stage(run, "evaluate", lambda: evaluate(run), console)
+    run_stage(run, "record", lambda: record(run), console)
+    return run.load()
+
+
+def run_one(spec: RunSpec, results_root: Path, console: Console) -> tuple[RunDir, RunRecord]:
+    run = prepare(spec, results_root)
+    console.print(f"[bold]run[/] {run.path}")
+    console.print("  [green]✓[/] prepare")
+    return run, execute(run, console)

@@ -1,0 +1,100 @@
+"""prepare: create the run directory, the agent's workspace, timer.sh and prompt.txt."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from posttrainbench import models, prompts, settings, tasks
+from posttrainbench.agents import registry
+from posttrainbench.errors import UserError
+from posttrainbench.rundir import RunDir
+from posttrainbench.specs import RunRecord, RunSpec
+
+TIMER = """#!/bin/sh
+# Prints the time left for this run. Deadline (Unix seconds): {deadline}
+left=$(( {deadline} - $(date +%s) ))
+if [ "$left" -le 0 ]; then echo "Timer expired!"; exit 0; fi
+printf 'Remaining time (hours:minutes): %d:%02d\\n' $(( left / 3600 )) $(( (left % 3600) / 60 ))
+"""
+
+
+def protected_paths(task_name: str) -> list[str]:
+    """Workspace files the agent must not change (read-only in the sandbox; hashed around solve)."""
+    task = tasks.get(task_name)
+    templates = sorted(f"templates/{p.name}" for p in models.TEMPLATES_DIR.glob("*.jinja"))
+    return sorted([*task.agent_files(), *templates, "timer.sh"])
+
+
+def write_timer(workspace: Path, deadline: float) -> None:
+    timer = workspace / "timer.sh"
+    if timer.exists():
+        timer.chmod(0o644)
+    timer.write_text(TIMER.format(deadline=int(deadline)))
+    timer.chmod(0o555)
+
+
+def new_run_id(spec: RunSpec) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{spec.task}__{spec.model}__{spec.agent}__{stamp}-{secrets.token_hex(2)}"
+
+
+def check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create results directory {root}: {e.strerror}") from None
+    if not root.is_dir() or not os.access(root, os.W_OK | os.X_OK):
+        raise UserError(f"results directory {root} is not writable")
+
+
+def validate(spec: RunSpec) -> None:
+    """Fail on unknown names before anything is written."""
+    tasks.get(spec.task)
+    models.get(spec.model)
+    registry.get(spec.agent)
+
+
+def prepare(spec: RunSpec, results_root: Path) -> RunDir:
+    validate(spec)
+    check_writable(results_root)
+    card = models.get(spec.model)
+    models.snapshot(card, settings.model_cache())  # fail now, not inside the agent, if missing
+    task = tasks.get(spec.task)
+    run = RunDir(results_root / new_run_id(spec))
+    run.path.mkdir(parents=True)
+    record = RunRecord(
+        run_id=run.path.name, spec=spec, model_card=card, results_root=str(results_root.resolve())
+    )
+    run.save(record)
+    with run.stage("prepare"):
+        populate_workspace(run, spec)
+        run.prompt_file.write_text(
+            prompts.render(card, task.info, task.benchmark, spec.budget_seconds, spec.gpus)
+        )
+    return run
+
+
+def populate_workspace(run: RunDir, spec: RunSpec) -> None:
+    """(Re)create the task files in the workspace; the agent's own files are left alone."""
+    task = tasks.get(spec.task)
+    ws = run.workspace
+    (ws / "templates").mkdir(parents=True, exist_ok=True)
+    run.agent_home.mkdir(parents=True, exist_ok=True)
+    for rel, src in task.agent_files().items():
+        _install(src, ws / rel)
+    for tpl in models.TEMPLATES_DIR.glob("*.jinja"):
+        _install(tpl, ws / "templates" / tpl.name)
+    write_timer(ws, time.time() + spec.budget_seconds)
+
+
+def _install(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        dest.chmod(0o644)
+    shutil.copyfile(src, dest)
+    dest.chmod(0o444)

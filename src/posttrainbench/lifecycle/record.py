@@ -1,0 +1,89 @@
+"""record: read the stages' outputs and write the run's outcome and tool versions into run.json."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+from posttrainbench.evaluation.metrics import EvalMetrics
+from posttrainbench.rundir import RunDir
+from posttrainbench.specs import FailureClass, FinalModelState, Outcome, RunRecord, SolveEnd, Verdict
+
+PACKAGES = ("posttrainbench", "torch", "transformers", "trl", "inspect_ai", "inspect_evals", "pydantic")
+
+
+@cache
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        out["bwrap"] = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip()
+    return out
+
+
+def _score(path: Path) -> float | None:
+    return EvalMetrics.model_validate_json(path.read_text()).score if path.is_file() else None
+
+
+def outcome(run: RunDir, record: RunRecord) -> Outcome:
+    spec = record.spec
+    base = _score(Path(record.results_root) / "baselines" / f"{spec.task}__{spec.model}" / "metrics.json")
+    final = _score(run.metrics_file)
+    flags = [c.name for c in record.checks if c.verdict == Verdict.flag]
+    failed_stages = {name for name, t in record.stages.items() if not t.ok}
+    fm = record.final_model
+
+    failure = None
+    if record.solve and record.solve.end == SolveEnd.failed_to_start:
+        failure = FailureClass.agent_failed_to_start
+    elif record.solve and record.solve.end == SolveEnd.crashed:
+        failure = FailureClass.agent_crashed
+    elif fm and fm.state == FinalModelState.missing:
+        failure = FailureClass.no_final_model
+    elif fm and fm.state == FinalModelState.unloadable:
+        failure = FailureClass.unloadable_final_model
+    elif "evaluate" in failed_stages:
+        failure = FailureClass.evaluation_failed
+    elif failed_stages - {"record"}:
+        failure = FailureClass.harness_error
+
+    if flags:
+        counted, reason = base, f"flagged by {', '.join(flags)}: counts as the base model"
+    elif final is not None:
+        counted, reason = final, "final model score"
+    elif fm and fm.state != FinalModelState.ok:
+        counted, reason = base, f"{fm.state.value} final model ({fm.reason}): counts as the base model"
+    else:
+        counted, reason = base, "no final evaluation: counts as the base model"
+
+    complete = not (failed_stages - {"record"}) and {"solve", "collect", "check", "evaluate"} <= set(
+        record.stages
+    )
+    return Outcome(
+        status="complete" if complete else "incomplete",
+        failure_class=failure,
+        flagged=bool(flags),
+        base_score=base,
+        final_score=final,
+        counted_score=counted,
+        counted_reason=reason,
+        minutes_used=round(record.solve.seconds / 60, 2) if record.solve else None,
+    )
+
+
+def record(run: RunDir) -> RunRecord:
+    with run.stage("record"):
+        rec = run.load()
+        rec.outcome = outcome(run, rec)
+        rec.versions = versions()
+        run.save(rec)
+    return run.load()
