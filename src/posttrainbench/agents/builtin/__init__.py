@@ -1,0 +1,1 @@
+"""Built-in agents that run as plain Python programs inside the sandbox (no LLM involved)."""
