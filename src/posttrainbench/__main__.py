@@ -1,0 +1,5 @@
+"""`python -m posttrainbench` is the same as `ptb`."""
+
+from posttrainbench.cli import main
+
+main()
