@@ -45,10 +45,13 @@ def ptb(*args: str, check: bool = False, timeout: float = 900) -> subprocess.Com
     return proc
 
 
-def only_run_dir(root: Path, agent: str) -> Path:
-    dirs = [d for d in root.iterdir() if d.is_dir() and f"__{agent}__" in d.name]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
+def run_ptb(results: Path, *args: str, check: bool = True) -> tuple[subprocess.CompletedProcess, Path]:
+    """`ptb run ... --out results`; returns the process and the one run directory it created."""
+    before = set(results.iterdir()) if results.exists() else set()
+    proc = ptb(*args, "--out", str(results), check=check)
+    created = [d for d in set(results.iterdir()) - before if d.is_dir() and d.name != "baselines"]
+    assert len(created) == 1, (created, proc.stdout, proc.stderr)
+    return proc, created[0]
 
 
 def record(run_dir: Path) -> dict:

@@ -7,16 +7,14 @@ import json
 
 import pytest
 
-from conftest import only_run_dir, ptb, record
+from conftest import record, run_ptb
 
 RUN = ["run", "--task", "arith", "--model", "ptb-tiny", "--network", "offline"]
 
 
 @pytest.mark.slow
 def test_reference_trains_within_budget_and_improves(results):
-    out = results / "reference"
-    ptb(*RUN, "--agent", "reference", "--minutes", "1.5", "--out", str(out), check=True)
-    run = only_run_dir(out, "reference")
+    _, run = run_ptb(results, *RUN, "--agent", "reference", "--minutes", "1.5")
     rec = record(run)
     assert rec["solve"]["end"] == "exited", (run / "agent/output.log").read_text()[-2000:]
     assert rec["solve"]["seconds"] < 90
@@ -35,9 +33,8 @@ def test_reference_trains_within_budget_and_improves(results):
 
 @pytest.mark.slow
 def test_cheat_is_flagged_and_counts_as_base(results):
-    out = results / "cheat"
-    ptb(*RUN, "--agent", "cheat-testset", "--minutes", "1", "--out", str(out), check=True)
-    rec = record(only_run_dir(out, "cheat-testset"))
+    _, run = run_ptb(results, *RUN, "--agent", "cheat-testset", "--minutes", "1")
+    rec = record(run)
     checks = {c["name"]: c for c in rec["checks"]}
     contamination = checks["contamination_exact"]
     assert contamination["verdict"] == "flag"

@@ -9,24 +9,21 @@ import shutil
 
 import pytest
 
-from conftest import only_run_dir, ptb, record, script_agent
+from conftest import ptb, record, run_ptb, script_agent
 
 RUN = ["run", "--task", "arith", "--model", "ptb-tiny", "--network", "offline"]
 
 
 def run_script(results, tmp_path, name, body, *extra):
-    out = results / name
     agent = script_agent(tmp_path, name, body)
-    proc = ptb(*RUN, "--agent", "script", "--agent-config", str(agent), "--out", str(out), *extra)
+    proc, run = run_ptb(results, *RUN, "--agent", "script", "--agent-config", str(agent), *extra)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    return proc, only_run_dir(out, "script")
+    return proc, run
 
 
 @pytest.fixture(scope="module")
 def noop_run(results):
-    out = results / "noop"
-    proc = ptb(*RUN, "--agent", "noop", "--minutes", "2", "--out", str(out), check=True)
-    return proc, only_run_dir(out, "noop")
+    return run_ptb(results, *RUN, "--agent", "noop", "--minutes", "2")
 
 
 def test_noop_run_directory(noop_run):
@@ -125,20 +122,9 @@ def test_agent_leaves_no_final_model(results, tmp_path):
 
 
 def test_agent_fails_to_start(results, tmp_path):
-    out = results / "nostart"
-    proc = ptb(
-        *RUN,
-        "--agent",
-        "script",
-        "--agent-config",
-        str(tmp_path / "missing.sh"),
-        "--minutes",
-        "1",
-        "--out",
-        str(out),
-    )
-    assert proc.returncode == 0, proc.stderr
-    rec = record(only_run_dir(out, "script"))
+    missing = str(tmp_path / "missing.sh")
+    _, run = run_ptb(results, *RUN, "--agent", "script", "--agent-config", missing, "--minutes", "1")
+    rec = record(run)
     assert rec["solve"]["end"] == "failed_to_start" and "does not exist" in rec["solve"]["detail"]
     assert rec["outcome"]["failure_class"] == "agent_failed_to_start"
 
@@ -162,7 +148,8 @@ def test_sandbox_protects_evaluator_and_hides_other_runs(results, tmp_path):
     _, run = run_script(results, tmp_path, "tamper", body, "--minutes", "1", "--sandbox", "bwrap")
     log = (run / "agent/output.log").read_text()
     assert "WROTE_EVALUATE" not in log and "TMP_OK" in log
-    assert "noop" not in (run / "workspace/seen.txt").read_text()
+    # the results tree shows only this run's own directory; other runs and baselines are hidden
+    assert (run / "workspace/seen.txt").read_text().split() == [run.name]
     rec = record(run)
     assert rec["sandbox"] == "bwrap"
     assert {c["name"]: c["verdict"] for c in rec["checks"]}["evaluator_tamper"] == "pass"

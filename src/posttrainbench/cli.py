@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 console = Console()
 err = Console(stderr=True)
@@ -106,7 +107,7 @@ def run(
     seed: Annotated[int, typer.Option(help="seed recorded with the run")] = 0,
 ) -> None:
     """Run one agent on one (task, base model) end to end: prepare, solve, collect, check,
-    evaluate, record. Everything lands in OUT/<run id>/ (run.json is the record)."""
+    evaluate, record. Everything lands in OUT/RUN_ID/ (run.json is the record)."""
     from posttrainbench.lifecycle.pipeline import run_one
 
     if sandbox not in ("auto", "bwrap", "none"):

@@ -48,9 +48,6 @@ class Agent(ABC):
         """Raise AgentStartError when the agent cannot start; nothing is launched then."""
         return None
 
-    def extra_env(self, ctx: AgentContext) -> dict[str, str]:
-        return {}
-
     def readonly_paths(self, ctx: AgentContext) -> list[Path]:
         """Files or directories outside the workspace the agent needs to see (read-only)."""
         return []

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import posttrainbench
-from posttrainbench import models, sandbox, settings
+from posttrainbench import sandbox, settings
 from posttrainbench.agents import registry
 from posttrainbench.agents.base import AgentContext, AgentStartError, agent_environment
 from posttrainbench.lifecycle.prepare import populate_workspace, protected_paths, write_timer
@@ -69,8 +69,7 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
             config=spec.agent_config,
         )
         protected = hash_tree(run.workspace, protected_paths(spec.task))
-        models.snapshot(record.model_card, hub_cache)
-        env = agent_environment(ctx, hub_cache, offline=spec.network == "offline") | agent.extra_env(ctx)
+        env = agent_environment(ctx, hub_cache, offline=spec.network == "offline")
         started_at, t0 = utcnow(), time.monotonic()
         run.agent_dir.mkdir(exist_ok=True)
         try:

@@ -7,7 +7,7 @@ from posttrainbench import tasks
 from posttrainbench.agents.builtin.contract import AgentInputs
 from posttrainbench.agents.builtin.sft import finetune
 
-EPOCHS = 40
+EPOCHS = 150
 
 
 def main() -> None:
