@@ -1,4 +1,4 @@
-"""The run directory: its layout, and atomic reads and writes of `run.json`."""
+"""The run directory: its layout, atomic writes of `run.json`, file hashing and weight pruning."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 from posttrainbench.errors import UserError
 from posttrainbench.specs import RunRecord, StageTiming, utcnow
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
 
 
 class RunDir:
@@ -79,3 +81,16 @@ def sha256_file(path: Path) -> str:
 def hash_tree(root: Path, rel_paths: list[str]) -> dict[str, str]:
     """relative path -> sha256 ('missing' when absent) for the given files under root."""
     return {p: sha256_file(root / p) if (root / p).is_file() else "missing" for p in rel_paths}
+
+
+def prune_weights(root: Path, manifest: Path) -> list[dict]:
+    """Delete model-weight files under root; append path, size and hash of each to manifest."""
+    pruned = json.loads(manifest.read_text()) if manifest.is_file() else []
+    for f in sorted(root.rglob("*")) if root.is_dir() else []:
+        if f.is_file() and not f.is_symlink() and f.suffix in WEIGHT_SUFFIXES:
+            pruned.append(
+                {"path": str(f.relative_to(root)), "bytes": f.stat().st_size, "sha256": sha256_file(f)}
+            )
+            f.unlink()
+    write_json_atomic(manifest, pruned)
+    return pruned

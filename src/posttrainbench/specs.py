@@ -37,6 +37,7 @@ class TaskInfo(BaseModel):
     description: str
     default_limit: int | None
     default_max_tokens: int
+    default_max_connections: int = 32
     retry_max_tokens: tuple[int, ...] = ()
     allowed_training_data: str = ""
 
@@ -81,6 +82,7 @@ class SolveResult(BaseModel):
     seconds: float
     deadline: float
     sandbox: str
+    cache_layer: str = ""
     detail: str = ""
     protected_before: dict[str, str] = {}
 

@@ -15,10 +15,9 @@ import shutil
 from pathlib import Path
 
 from posttrainbench import models
-from posttrainbench.rundir import RunDir, sha256_file, write_json_atomic
+from posttrainbench.rundir import WEIGHT_SUFFIXES, RunDir, prune_weights, sha256_file
 from posttrainbench.specs import FinalModelInfo, FinalModelState
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
 
@@ -95,15 +94,3 @@ def _unloadable_reason(path: Path) -> str:
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         return "no tokenizer files (tokenizer.json / tokenizer_config.json) in final_model/"
     return ""
-
-
-def prune_weights(workspace: Path, manifest: Path) -> None:
-    """Delete weight files under the workspace, recording path, size and hash of each."""
-    pruned = json.loads(manifest.read_text()) if manifest.is_file() else []
-    for f in sorted(workspace.rglob("*")) if workspace.is_dir() else []:
-        if f.is_file() and not f.is_symlink() and f.suffix in WEIGHT_SUFFIXES:
-            pruned.append(
-                {"path": str(f.relative_to(workspace)), "bytes": f.stat().st_size, "sha256": sha256_file(f)}
-            )
-            f.unlink()
-    write_json_atomic(manifest, pruned)

@@ -20,6 +20,7 @@ from posttrainbench.agents import registry
 from posttrainbench.agents.base import AgentContext, AgentStartError, agent_environment
 from posttrainbench.lifecycle.prepare import populate_workspace, protected_paths, write_timer
 from posttrainbench.rundir import RunDir, hash_tree
+from posttrainbench.sandbox.cache_layer import CacheLayer
 from posttrainbench.sandbox.plan import Mount, MountPlan
 from posttrainbench.specs import RunRecord, SolveEnd, SolveResult, utcnow
 
@@ -27,11 +28,17 @@ Progress = Callable[[float], None]
 
 
 def mount_plan(
-    run: RunDir, record: RunRecord, env: dict[str, str], hub_cache: Path, extra_ro: list[Path]
+    run: RunDir,
+    record: RunRecord,
+    env: dict[str, str],
+    hub_cache: Path,
+    agent_cache: Path,
+    extra_ro: list[Path],
 ) -> MountPlan:
     """Workspace writable with the task files read-only inside it; the run directory's other
-    contents and the rest of the results tree hidden; the model cache, this Python environment
-    and the agent's own files read-only (re-bound explicitly in case they live under /tmp)."""
+    contents and the rest of the results tree hidden; the shared model cache, this Python
+    environment and the agent's own files read-only (re-bound explicitly in case they live under
+    /tmp); the agent's copy-on-write view of the cache writable."""
     ws = str(run.workspace)
     code = [Path(sys.base_prefix), Path(sys.prefix), Path(posttrainbench.__file__).parent, *extra_ro]
     mounts = [
@@ -45,6 +52,8 @@ def mount_plan(
         Mount(kind="rw", source=str(run.agent_home), target=str(run.agent_home)),
         Mount(kind="ro", source=str(hub_cache), target=str(hub_cache)),
     ]
+    if agent_cache != hub_cache:
+        mounts.append(Mount(kind="rw", source=str(agent_cache), target=str(agent_cache)))
     return MountPlan(mounts=mounts, workdir=ws, env=env, network=record.spec.network == "open")
 
 
@@ -69,19 +78,22 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
             config=spec.agent_config,
         )
         protected = hash_tree(run.workspace, protected_paths(spec.task))
-        env = agent_environment(ctx, hub_cache, offline=spec.network == "offline")
         started_at, t0 = utcnow(), time.monotonic()
         run.agent_dir.mkdir(exist_ok=True)
+        layer = CacheLayer(hub_cache, run.agent_dir)
         try:
             agent.preflight(ctx)
-            plan = mount_plan(run, record, env, hub_cache, agent.readonly_paths(ctx))
-            argv = box.command(plan, agent.command(ctx))
-            end, code, detail = _supervise(
-                argv, box.env(plan), plan.workdir, run.agent_log, deadline, spec.grace_seconds, progress
-            )
+            with layer.mounted() as agent_cache:
+                env = agent_environment(ctx, agent_cache, offline=spec.network == "offline")
+                plan = mount_plan(run, record, env, hub_cache, agent_cache, agent.readonly_paths(ctx))
+                argv = box.command(plan, agent.command(ctx))
+                end, code, detail = _supervise(
+                    argv, box.env(plan), plan.workdir, run.agent_log, deadline, spec.grace_seconds, progress
+                )
         except (AgentStartError, OSError) as e:
             end, code, detail = SolveEnd.failed_to_start, None, str(e)
             run.agent_log.write_text(f"[{_stamp()}] failed to start: {e}\n")
+        layer.evidence(run.agent_dir / "downloads.json")
         result = SolveResult(
             end=end,
             exit_code=code,
@@ -89,6 +101,7 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
             seconds=round(time.monotonic() - t0, 2),
             deadline=deadline,
             sandbox=box.name,
+            cache_layer="overlay" if layer.available else f"read-only ({layer.reason})",
             detail=detail,
             protected_before=protected,
         )
