@@ -187,3 +187,24 @@ def test_lost_stage_output_is_recomputed(noop_run, tmp_path):
     (copy / "metrics.json").unlink()
     ptb("eval", str(copy), check=True)
     assert (copy / "metrics.json").is_file()
+
+
+def test_agent_facing_evaluate_script(noop_run, tmp_path):
+    """The workspace's evaluate.py is what the agent runs: same code, quick checks with --limit."""
+    import subprocess
+    import sys
+
+    _, run = noop_run
+    ws = run / "workspace"
+    out = tmp_path / "m.json"
+    cmd = [sys.executable, "evaluate.py", "--model-path", str(run / "final_model"), "--limit", "5"]
+    done = subprocess.run([*cmd, "--json-output-file", str(out), "--log-dir", str(tmp_path)], cwd=ws,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads(out.read_text())
+    assert metrics["n"] == 5 and metrics["task"] == "arith" and metrics["template"] == "qwen3.jinja"
+    bad = subprocess.run([*cmd[:-1], "0"], cwd=ws, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--limit" in bad.stderr
+    assert (
+        "--max-tokens" in subprocess.run([*cmd[:2], "--help"], cwd=ws, capture_output=True, text=True).stdout
+    )

@@ -39,7 +39,10 @@ def parser(task_name: str | None) -> argparse.ArgumentParser:
         "--templates-dir", type=Path, default=Path("templates"), help="chat templates (default: templates/)"
     )
     p.add_argument(
-        "--max-connections", type=int, default=32, help="batch size / concurrent requests (default: 32)"
+        "--max-connections",
+        type=int,
+        default=info.default_max_connections if info else None,
+        help="batch size / concurrent requests (default: the task's)",
     )
     p.add_argument(
         "--gpu-memory-utilization",
@@ -58,16 +61,16 @@ def main(argv: list[str] | None = None, task: str | None = None) -> int:
     from posttrainbench.evaluation.runner import evaluate
 
     try:
-        tasks.get(task_name)
+        info = tasks.get(task_name).info
         if args.limit == 0 or args.limit < -1:
             raise UserError("--limit must be a positive number of samples, or -1 for all")
         metrics = evaluate(
             task_name,
             args.model_path,
             limit=None if args.limit == -1 else args.limit,
-            max_tokens=args.max_tokens or tasks.get(task_name).info.default_max_tokens,
+            max_tokens=args.max_tokens or info.default_max_tokens,
             templates_dir=args.templates_dir,
-            max_connections=args.max_connections,
+            max_connections=args.max_connections or info.default_max_connections,
             log_dir=args.log_dir,
         )
     except (UserError, FileNotFoundError, ValueError) as e:

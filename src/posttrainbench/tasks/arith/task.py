@@ -53,6 +53,7 @@ class ArithTask(Task):
         description="toy task: two-digit addition and subtraction, exact match (offline demo)",
         default_limit=50,
         default_max_tokens=16,
+        default_max_connections=256,  # the whole test set in one batch: answers are a few tokens
         retry_max_tokens=(12, 8),
         allowed_training_data=f"the task's training split, given as {TRAIN_FILE} in the workspace",
     )
