@@ -176,7 +176,7 @@ def check(run_dir: Annotated[Path, typer.Argument(help="an existing run director
 @app.command()
 @user_errors
 def show(run_dir: Annotated[Path, typer.Argument(help="an existing run directory")]) -> None:
-    """Print a run's outcome (`--json` style details are in RUN_DIR/run.json)."""
+    """Print a run's outcome; the full record is RUN_DIR/run.json."""
     show_outcome(RunDir.existing(run_dir))
 
 
