@@ -109,7 +109,7 @@ def build(out_dir: Path) -> Path:
     return out_dir
 
 
-def register(hub_cache: Path, hub_id: str, revision: str, builder=build) -> Path:
+def register(hub_cache: Path, hub_id: str, revision: str) -> Path:
     """Place a locally built model in hub-cache layout; return its snapshot directory.
 
     Idempotent: an existing complete snapshot is reused. The snapshot is built in a temporary
@@ -121,7 +121,7 @@ def register(hub_cache: Path, hub_id: str, revision: str, builder=build) -> Path
         return snapshot
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=snapshot.parent) as tmp:
-        staged = builder(Path(tmp) / "model")
+        staged = build(Path(tmp) / "model")
         if snapshot.exists():
             shutil.rmtree(snapshot)
         staged.rename(snapshot)

@@ -2,8 +2,7 @@
 
 Loadability is judged without executing anything from the submission: `config.json` must name a
 supported architecture, weights must be safetensors with readable headers, a tokenizer must be
-present. The workspace's `final_model/` is then removed (it is kept once, as RUN_DIR/final_model) and
-model weights elsewhere in the workspace (checkpoints, downloads) are deleted and listed in
+present. The workspace's `final_model/` is moved (not copied) to RUN_DIR/final_model, and model weights elsewhere in the workspace (checkpoints, downloads) are deleted and listed in
 `workspace_pruned.json`, so run directories stay small.
 """
 
@@ -25,12 +24,9 @@ def collect(run: RunDir) -> FinalModelInfo:
     with run.stage("collect"):
         submitted = run.workspace / "final_model"
         if submitted.is_dir() and any(submitted.iterdir()):
-            tmp = run.path / ".final_model.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(submitted, tmp, symlinks=True)
+            # Same file system: a rename moves gigabytes of weights without copying them.
             shutil.rmtree(run.final_model, ignore_errors=True)
-            tmp.rename(run.final_model)
-            shutil.rmtree(submitted)  # kept once, as RUN_DIR/final_model
+            submitted.rename(run.final_model)
         # else: nothing was submitted, or this is a re-run: judge what was collected before.
         info = inspect_final_model(run.final_model)
         prune_weights(run.workspace, run.path / "workspace_pruned.json")

@@ -61,10 +61,14 @@ def evaluate_model(
     raise EvaluationFailed("; ".join(failures))
 
 
+def baseline_dir(record: RunRecord) -> Path:
+    return Path(record.results_root) / "baselines" / f"{record.spec.task}__{record.spec.model}"
+
+
 def baseline(record: RunRecord) -> EvalMetrics:
     """The base model's score on the task, computed once per results directory."""
     spec = record.spec
-    base_dir = Path(record.results_root) / "baselines" / f"{spec.task}__{spec.model}"
+    base_dir = baseline_dir(record)
     out = base_dir / "metrics.json"
     if out.is_file():
         return EvalMetrics.model_validate_json(out.read_text())

@@ -72,15 +72,15 @@ def prepare(spec: RunSpec, results_root: Path) -> RunDir:
     )
     run.save(record)
     with run.stage("prepare"):
-        populate_workspace(run, spec)
+        populate_workspace(run, spec, deadline=time.time() + spec.budget_seconds)
         run.prompt_file.write_text(
             prompts.render(card, task.info, task.benchmark, spec.budget_seconds, spec.gpus)
         )
     return run
 
 
-def populate_workspace(run: RunDir, spec: RunSpec) -> None:
-    """(Re)create the task files in the workspace; the agent's own files are left alone."""
+def populate_workspace(run: RunDir, spec: RunSpec, deadline: float) -> None:
+    """(Re)create the task files and timer.sh in the workspace; the agent's own files are left alone."""
     task = tasks.get(spec.task)
     ws = run.workspace
     (ws / "templates").mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def populate_workspace(run: RunDir, spec: RunSpec) -> None:
         _install(src, ws / rel)
     for tpl in models.TEMPLATES_DIR.glob("*.jinja"):
         _install(tpl, ws / "templates" / tpl.name)
-    write_timer(ws, time.time() + spec.budget_seconds)
+    write_timer(ws, deadline)
 
 
 def _install(src: Path, dest: Path) -> None:

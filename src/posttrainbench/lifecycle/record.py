@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from posttrainbench.evaluation.metrics import EvalMetrics
+from posttrainbench.lifecycle.evaluate import baseline_dir
 from posttrainbench.rundir import RunDir
 from posttrainbench.specs import FailureClass, FinalModelState, Outcome, RunRecord, SolveEnd, Verdict
 
@@ -35,8 +36,7 @@ def _score(path: Path) -> float | None:
 
 
 def outcome(run: RunDir, record: RunRecord) -> Outcome:
-    spec = record.spec
-    base = _score(Path(record.results_root) / "baselines" / f"{spec.task}__{spec.model}" / "metrics.json")
+    base = _score(baseline_dir(record) / "metrics.json")
     final = _score(run.metrics_file)
     flags = [c.name for c in record.checks if c.verdict == Verdict.flag]
     failed_stages = {name for name, t in record.stages.items() if not t.ok}

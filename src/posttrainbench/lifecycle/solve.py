@@ -18,7 +18,7 @@ import posttrainbench
 from posttrainbench import sandbox, settings
 from posttrainbench.agents import registry
 from posttrainbench.agents.base import AgentContext, AgentStartError, agent_environment
-from posttrainbench.lifecycle.prepare import populate_workspace, protected_paths, write_timer
+from posttrainbench.lifecycle.prepare import populate_workspace, protected_paths
 from posttrainbench.rundir import RunDir, hash_tree
 from posttrainbench.sandbox.cache_layer import CacheLayer
 from posttrainbench.sandbox.plan import Mount, MountPlan
@@ -61,12 +61,11 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
     with run.stage("solve"):
         record = run.load()
         spec = record.spec
-        populate_workspace(run, spec)  # restores pristine task files on a re-run
         hub_cache = settings.model_cache()
         agent = registry.get(spec.agent)
         box = sandbox.resolve(spec.sandbox)
         deadline = time.time() + spec.budget_seconds
-        write_timer(run.workspace, deadline)
+        populate_workspace(run, spec, deadline)  # pristine task files on a re-run; the real deadline
         ctx = AgentContext(
             workspace=run.workspace,
             home=run.agent_home,
