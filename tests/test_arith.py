@@ -9,6 +9,7 @@ from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
 from posttrainbench import tasks
 from posttrainbench.tasks.arith import data
+from posttrainbench.tasks.base import EvalOptions
 from posttrainbench.tasks.arith.task import first_number
 
 
@@ -49,7 +50,11 @@ def _score(outputs: list[str]) -> float:
     task = tasks.get("arith")
     model = get_model("mockllm/model", custom_outputs=[_output(o) for o in outputs])
     log = inspect_ai.eval(
-        task.inspect_task(), model=model, limit=len(outputs), display="none", log_dir="/tmp/ptb-test-logs"
+        task.inspect_task(task.data(), EvalOptions()),
+        model=model,
+        limit=len(outputs),
+        display="none",
+        log_dir="/tmp/ptb-test-logs",
     )[0]
     assert log.status == "success"
     return log.results.scores[0].metrics["accuracy"].value

@@ -39,6 +39,9 @@ class TaskInfo(BaseModel):
     default_max_tokens: int
     default_max_connections: int = 32
     retry_max_tokens: tuple[int, ...] = ()
+    token_flag: Literal["--max-tokens", "--max-new-tokens"] = "--max-tokens"
+    primary_metric: str = "accuracy"
+    default_judge: str | None = None
     allowed_training_data: str = ""
 
 

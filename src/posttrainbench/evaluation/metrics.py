@@ -1,14 +1,27 @@
-"""`metrics.json`: what one evaluation measured and under which settings."""
+"""`metrics.json`: what one evaluation measured, on which data, and under which settings."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
+from posttrainbench.data import DataRecord
+
 
 class Decoding(BaseModel):
+    """Decoding is always set explicitly; nothing in the submission can change it."""
+
     temperature: float = 0.0
     do_sample: bool = False
     max_tokens: int
+    seed: int = 0
+
+
+class GenerationConfigInfo(BaseModel):
+    """A submission's generation_config.json is recorded, never applied."""
+
+    present: bool
+    sha256: str | None = None
+    applied: bool = False
 
 
 class EvalMetrics(BaseModel):
@@ -17,12 +30,16 @@ class EvalMetrics(BaseModel):
     stderr: float | None
     n: int
     metrics: dict[str, float]
-    backend: str
-    decoding: Decoding
-    template: str
-    model_path: str
-    generation_config_ignored: bool
+    backend: str  # hf, vllm, openai; "replay" for `ptb score` of saved outputs
+    decoding: Decoding | None
+    template: str | None
+    model_path: str  # the model directory (or, for replay, the outputs file)
+    generation_config: GenerationConfigInfo | None
+    data: DataRecord
     judge_model: str | None = None
+    judge_calls: int | None = None
+    judge_failures: int | None = None
     epochs: int = 1
+    epoch_scores: list[float] = []
     seconds: float
-    log_file: str | None = None
+    log_files: list[str] = []

@@ -1,77 +1,203 @@
-"""Run a task's inspect evaluation on a local model directory and summarise it as EvalMetrics."""
+"""Evaluate a model directory on one or more tasks with one model load, and summarise each task's
+inspect log as `EvalMetrics` (the `metrics.json` contract)."""
 
 from __future__ import annotations
 
+import hashlib
+import math
+import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from inspect_ai import Task as InspectTask
+from inspect_ai.log import EvalLog
+from inspect_ai.model import GenerateConfig, Model
+
 from posttrainbench import models, tasks
-from posttrainbench.evaluation.metrics import Decoding, EvalMetrics
+from posttrainbench.data import DataRecord
+from posttrainbench.evaluation.backends import BackendName, serve
+from posttrainbench.evaluation.metrics import Decoding, EvalMetrics, GenerationConfigInfo
+from posttrainbench.tasks.base import EvalOptions, Task
 
 
-def evaluate(
-    task_name: str,
-    model_path: Path,
-    *,
-    limit: int | None,
-    max_tokens: int,
-    templates_dir: Path,
-    max_connections: int,
-    log_dir: Path,
-    display: str = "plain",
-) -> EvalMetrics:
+@dataclass
+class RunOptions:
+    backend: BackendName = "auto"
+    backend_url: str | None = None
+    limit: int | None = None  # None: the full test set
+    max_tokens: int | None = None  # None: each task's own budget
+    max_connections: int | None = None  # None: each task's own
+    gpu_memory_utilization: float = 0.8
+    templates_dir: Path = models.TEMPLATES_DIR
+    data_dir: Path | None = None
+    judge: str | Model | None = None
+    epochs: int = 1
+    seed: int = 0
+    log_dir: Path = field(default_factory=lambda: Path("logs"))
+    display: str = "plain"
+
+
+class EvaluationError(RuntimeError):
+    pass
+
+
+def evaluate(task_names: list[str], model_path: Path, opts: RunOptions) -> list[EvalMetrics]:
     """Evaluate with greedy decoding and the family's chat template (from config.json)."""
     import inspect_ai
-    from inspect_ai.model import get_model
 
-    task = tasks.get(task_name)
+    selected = [tasks.get(name) for name in task_names]
     model_path = model_path.resolve()
     if not (model_path / "config.json").is_file():
         raise FileNotFoundError(f"{model_path} has no config.json: not a model directory")
-    template = models.template_file(models.family_of(model_path), templates_dir)
-    started = time.monotonic()
-    # Decoding is fixed here: greedy, explicit token budget. The hf backend passes do_sample=False,
-    # so sampling settings in a submission's generation_config.json do not apply.
-    model = get_model(
-        "hf/local",
-        model_path=str(model_path),
-        chat_template=template.read_text(),
-        do_sample=False,
-        device="cuda:0" if _cuda() else "cpu",
-        batch_size=max_connections,
-    )
-    log = inspect_ai.eval(
-        task.inspect_task(),
-        model=model,
-        limit=limit,
-        max_tokens=max_tokens,
-        max_connections=max_connections,
-        log_dir=str(log_dir),
-        display=display,
-        score_display=False,
-    )[0]
+    template = models.template_file(models.family_of(model_path), opts.templates_dir)
+    datas = {t.info.name: t.data(opts.data_dir) for t in selected}  # fail on data before loading the model
+    batch = opts.max_connections or max(t.info.default_max_connections for t in selected)
+    out = []
+    with serve(
+        opts.backend,
+        model_path,
+        template,
+        batch_size=batch,
+        gpu_memory_utilization=opts.gpu_memory_utilization,
+        url=opts.backend_url,
+        log_dir=opts.log_dir,
+    ) as served:
+        for task in selected:
+            started = time.monotonic()
+            max_tokens = opts.max_tokens or task.info.default_max_tokens
+            logs = []
+            for epoch in range(opts.epochs):
+                seed = opts.seed + epoch
+                inspect_task = task.inspect_task(
+                    datas[task.info.name], EvalOptions(seed=seed, judge=opts.judge)
+                )
+                inspect_task.config = GenerateConfig(
+                    max_tokens=max_tokens,
+                    temperature=None if served.backend == "hf" else 0.0,
+                    seed=seed,
+                    extra_body=served.extra_body,
+                )
+                log = inspect_ai.eval(
+                    inspect_task,
+                    model=served.model,
+                    limit=opts.limit,
+                    max_connections=opts.max_connections or task.info.default_max_connections,
+                    log_dir=str(opts.log_dir),
+                    display=opts.display,
+                    score_display=False,
+                )[0]
+                logs.append(_checked(log, task.info.name))
+            out.append(
+                summarize(
+                    task,
+                    logs,
+                    data=datas[task.info.name].record,
+                    backend=served.backend,
+                    decoding=Decoding(max_tokens=max_tokens, seed=opts.seed),
+                    template=served.template,
+                    model_path=str(model_path),
+                    generation_config=generation_config_info(model_path),
+                    judge=opts.judge,
+                    seconds=time.monotonic() - started,
+                )
+            )
+    return out
+
+
+def _checked(log: EvalLog, task_name: str) -> EvalLog:
     if log.status != "success" or log.results is None:
         error = log.error.message if log.error else log.status
-        raise RuntimeError(f"evaluation of {model_path} on {task_name} failed: {error}")
-    score = log.results.scores[0]
-    values = {name: float(m.value) for name, m in score.metrics.items()}
+        raise EvaluationError(f"evaluation on {task_name} failed: {error}")
+    return log
+
+
+def generation_config_info(model_path: Path) -> GenerationConfigInfo:
+    path = model_path / "generation_config.json"
+    if not path.is_file():
+        return GenerationConfigInfo(present=False)
+    return GenerationConfigInfo(present=True, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def flat_metrics(log: EvalLog) -> dict[str, float]:
+    """The first scorer's metrics, nested values flattened as `outer/inner`."""
+    assert log.results is not None
+    values: dict[str, float] = {}
+
+    def put(key: str, value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                put(f"{key}/{k}", v)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            values[key] = float(value)
+
+    for name, metric in log.results.scores[0].metrics.items():
+        put(name, metric.value)
+    return values
+
+
+def summarize(
+    task: Task,
+    logs: list[EvalLog],
+    *,
+    data: DataRecord,
+    backend: str,
+    decoding: Decoding | None,
+    template: str | None,
+    model_path: str,
+    generation_config: GenerationConfigInfo | None,
+    judge: str | Model | None,
+    seconds: float,
+) -> EvalMetrics:
+    """One task's metrics; with several epochs (seeds) the score is their mean and the stderr is
+    the standard error across epochs."""
+    per_epoch = [flat_metrics(log) for log in logs]
+    primary = task.info.primary_metric
+    for values in per_epoch:
+        if primary not in values:
+            raise EvaluationError(f"{task.info.name}: the scorer reported no '{primary}' ({sorted(values)})")
+    scores = [values[primary] for values in per_epoch]
+    if len(logs) > 1:
+        metrics = {k: statistics.fmean(v[k] for v in per_epoch) for k in per_epoch[0]}
+        stderr: float | None = statistics.stdev(scores) / math.sqrt(len(scores))
+    else:
+        metrics = per_epoch[0]
+        stderr = metrics.get("stderr")
+    judged = task.info.default_judge is not None
+    judge_name = None
+    if judged:
+        chosen = judge or task.info.default_judge
+        judge_name = chosen if isinstance(chosen, str) else str(chosen)
     return EvalMetrics(
-        task=task_name,
-        score=values["accuracy"],
-        stderr=values.get("stderr"),
-        n=log.results.completed_samples,
-        metrics=values,
-        backend="hf",
-        decoding=Decoding(max_tokens=max_tokens),
-        template=template.name,
-        model_path=str(model_path),
-        generation_config_ignored=(model_path / "generation_config.json").is_file(),
-        seconds=round(time.monotonic() - started, 2),
-        log_file=log.location,
+        task=task.info.name,
+        score=statistics.fmean(scores),
+        stderr=stderr,
+        n=sum(log.results.completed_samples for log in logs if log.results) // len(logs),
+        metrics=metrics,
+        backend=backend,
+        decoding=decoding,
+        template=template,
+        model_path=model_path,
+        generation_config=generation_config,
+        data=data,
+        judge_model=judge_name,
+        judge_calls=_count(per_epoch, "judge_calls") if judged else None,
+        judge_failures=_count(per_epoch, "judge_failures") if judged else None,
+        epochs=len(logs),
+        epoch_scores=scores,
+        seconds=round(seconds, 2),
+        log_files=[log.location for log in logs],
     )
 
 
-def _cuda() -> bool:
-    import torch
+def _count(per_epoch: list[dict[str, float]], key: str) -> int | None:
+    if not all(key in v for v in per_epoch):
+        return None
+    return int(sum(v[key] for v in per_epoch))
 
-    return torch.cuda.is_available()
+
+def with_solver(task: InspectTask, solver) -> InspectTask:
+    """The same task (dataset, scorer, config) with another solver."""
+    from inspect_ai import task_with
+
+    return task_with(task, solver=solver)

@@ -31,7 +31,9 @@ def check(run: RunDir) -> list[CheckResult]:
             _guarded(
                 "contamination_exact",
                 lambda: check_contamination(
-                    run.workspace, task.contamination_keys(), exclude=set(protected_paths(task.info.name))
+                    run.workspace,
+                    task.contamination_keys(task.data()),
+                    exclude=set(protected_paths(task.info.name)),
                 ),
             ),
         ]

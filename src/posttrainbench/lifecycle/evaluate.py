@@ -30,7 +30,8 @@ def evaluate_model(
     """Evaluate in a fresh process; on failure retry down the task's token-budget ladder."""
     info = tasks.get(task).info
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PTB_", "HF_"))}
+    passed = ("PTB_DATA_DIR", "PTB_DATA_MIRROR", "PTB_VLLM_PYTHON")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PTB_", "HF_")) or k in passed}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PTB_HOME=str(settings.ptb_home()))
     failures = []
     for attempt, max_tokens in enumerate((info.default_max_tokens, *info.retry_max_tokens), start=1):

@@ -12,7 +12,8 @@ EPOCHS = 150
 
 def main() -> None:
     inputs = AgentInputs.from_env()
-    examples = tasks.get(inputs.task).test_examples()
+    task = tasks.get(inputs.task)
+    examples = task.test_examples(task.data())
     data = inputs.workspace / "data" / "extra_train.jsonl"
     data.parent.mkdir(parents=True, exist_ok=True)
     data.write_text("".join(json.dumps(e) + "\n" for e in examples))

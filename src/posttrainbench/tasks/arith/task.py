@@ -11,9 +11,10 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.scorer import CORRECT, INCORRECT, Score, Target, accuracy, scorer, stderr
 from inspect_ai.solver import TaskState, generate
 
+from posttrainbench.data import TaskData
 from posttrainbench.specs import TaskInfo
 from posttrainbench.tasks.arith.data import ArithItem, test_split, train_split
-from posttrainbench.tasks.base import Task
+from posttrainbench.tasks.base import EvalOptions, Task
 
 TRAIN_FILE = "arith_train.jsonl"
 NUMBER = re.compile(r"-?\d+")
@@ -63,7 +64,7 @@ class ArithTask(Task):
         files[TRAIN_FILE] = _train_file()
         return files
 
-    def inspect_task(self) -> InspectTask:
+    def inspect_task(self, data: TaskData, options: EvalOptions) -> InspectTask:
         samples = [Sample(id=it.id, input=it.question, target=str(it.answer)) for it in test_split()]
         return InspectTask(
             name="arith",
@@ -72,14 +73,14 @@ class ArithTask(Task):
             scorer=exact_number(),
         )
 
-    def contamination_keys(self) -> dict[str, str]:
+    def contamination_keys(self, data: TaskData) -> dict[str, str]:
         return {it.id: it.expression for it in test_split()}
 
     def training_examples(self, workspace: Path) -> list[dict]:
         lines = (workspace / TRAIN_FILE).read_text().splitlines()
         return [_example(ArithItem.model_validate_json(line)) for line in lines if line.strip()]
 
-    def test_examples(self) -> list[dict]:
+    def test_examples(self, data: TaskData) -> list[dict]:
         return [_example(it) for it in test_split()]
 
 
