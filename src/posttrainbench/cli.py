@@ -142,10 +142,146 @@ def show_outcome(run_dir: RunDir) -> None:
     )
 
 
+BENCHMARKS = ("aime2025", "arenahardwriting", "bfcl", "gpqamain", "gsm8k", "healthbench", "humaneval")
+
+DataDirOption = Annotated[
+    Path | None, typer.Option(help="local benchmark data, laid out DIR/<task>/... (default: $PTB_DATA_DIR)")
+]
+JudgeOption = Annotated[
+    str | None,
+    typer.Option(help="judge for arenahardwriting/healthbench, any inspect model (default: the original's)"),
+]
+
+
 @app.command("eval")
 @user_errors
-def eval_(run_dir: Annotated[Path, typer.Argument(help="an existing run directory")]) -> None:
-    """Re-run the final evaluation of a run (then its record)."""
+def eval_(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="a run directory (re-runs its final evaluation), a model directory, or a model name "
+            "from `ptb list models`",
+            metavar="MODEL_OR_RUN_DIR",
+        ),
+    ],
+    tasks_: Annotated[
+        str | None,
+        typer.Option("--tasks", help="comma-separated tasks, or `all` for the seven benchmarks"),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="first N samples of each task (default: all)")
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="auto (vllm with a GPU, else hf), hf, vllm or openai")
+    ] = "auto",
+    backend_url: Annotated[
+        str | None, typer.Option(help="an existing vLLM / OpenAI-compatible server (/v1 URL)")
+    ] = None,
+    data_dir: DataDirOption = None,
+    judge_model: JudgeOption = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(min=1, help="token budget for every task (default: each task's)")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="run N seeds; report mean and stderr")] = 1,
+    seed: Annotated[int, typer.Option(help="first seed (GPQA choice order, sampling seed)")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="write OUT/<task>/metrics.json and inspect logs (default: ptb-eval/<model>)"),
+    ] = None,
+) -> None:
+    """Evaluate a model on tasks with one model load, or re-run a run's final evaluation.
+
+    `ptb eval ptb-tiny --tasks gsm8k,humaneval --limit 3` evaluates the tiny model;
+    `ptb eval RUN_DIR` re-evaluates a run's final_model on its task (then its record).
+    """
+    path = Path(target)
+    if (path / "run.json").is_file() and tasks_ is None:
+        _reevaluate_run(path)
+        return
+    from posttrainbench import settings
+    from posttrainbench.evaluation.runner import EvaluationError, RunOptions, evaluate
+
+    if tasks_ is None:
+        raise UserError("say which tasks to evaluate: --tasks gsm8k,humaneval (or --tasks all)")
+    names = list(BENCHMARKS) if tasks_ == "all" else [t.strip() for t in tasks_.split(",") if t.strip()]
+    for name in names:
+        tasks.get(name)
+    if (path / "run.json").is_file():
+        model_dir, label = RunDir.existing(path).final_model, path.name
+    elif (path / "config.json").is_file():
+        model_dir, label = path, path.name
+    elif target in models.MODELS:
+        model_dir, label = models.snapshot(models.get(target), settings.model_cache()), target
+    else:
+        raise UserError(
+            f"{target} is not a run directory, a model directory (config.json) or a known model name"
+        )
+    if backend not in ("auto", "hf", "vllm", "openai"):
+        raise UserError(f"unknown backend '{backend}'; valid: auto, hf, vllm, openai")
+    out = out or Path("ptb-eval") / label
+    opts = RunOptions(
+        backend=backend, backend_url=backend_url, limit=limit, max_tokens=max_tokens, data_dir=data_dir,
+        judge=judge_model, epochs=epochs, seed=seed, log_dir=out / "logs",
+    )  # fmt: skip
+    try:
+        results = evaluate(names, model_dir, opts)
+    except EvaluationError as e:
+        raise UserError(str(e)) from None
+    from posttrainbench.evaluation.cli import write_metrics
+
+    for m in results:
+        write_metrics(out / m.task / "metrics.json", m.model_dump_json(indent=2))
+    _metrics_table(results)
+    console.print(f"metrics in {out}/<task>/metrics.json")
+
+
+@app.command()
+@user_errors
+def score(
+    task: Annotated[str, typer.Option(help="the task the outputs answer")],
+    outputs: Annotated[
+        Path,
+        typer.Option(
+            help='JSONL, one object per line: {"id" or "index", "output"} (BFCL: "tool_calls" '
+            '[{"name", "arguments"}] instead of "output")'
+        ),
+    ],
+    data_dir: DataDirOption = None,
+    judge_model: JudgeOption = None,
+    seed: Annotated[int, typer.Option(help="seed the outputs were produced with (GPQA choice order)")] = 0,
+    out: Annotated[Path | None, typer.Option(help="write OUT/metrics.json and the inspect log")] = None,
+) -> None:
+    """Re-score saved outputs without a model (audits): the task's own prompts, answer parsing,
+    scorer and judge run unchanged; only the listed samples are scored."""
+    from posttrainbench.evaluation.replay import score_outputs
+    from posttrainbench.evaluation.runner import EvaluationError, RunOptions
+
+    log_dir = (out or Path("ptb-score")) / "logs"
+    try:
+        metrics = score_outputs(
+            task, outputs, RunOptions(data_dir=data_dir, judge=judge_model, seed=seed, log_dir=log_dir)
+        )
+    except EvaluationError as e:
+        raise UserError(str(e)) from None
+    if out is not None:
+        from posttrainbench.evaluation.cli import write_metrics
+
+        write_metrics(out / "metrics.json", metrics.model_dump_json(indent=2))
+    console.print_json(metrics.model_dump_json())
+
+
+def _metrics_table(results) -> None:
+    table = Table(box=None, header_style="bold")
+    for col in ("task", "score", "stderr", "n", "judge failures", "backend", "seconds"):
+        table.add_column(col)
+    for m in results:
+        failures = "-" if m.judge_failures is None else f"{m.judge_failures}/{m.judge_calls}"
+        stderr = "-" if m.stderr is None else f"{m.stderr:.3f}"
+        table.add_row(m.task, f"{m.score:.3f}", stderr, str(m.n), failures, m.backend, f"{m.seconds:.0f}")
+    console.print(table)
+
+
+def _reevaluate_run(run_dir: Path) -> None:
     from posttrainbench.lifecycle.evaluate import evaluate
     from posttrainbench.lifecycle.pipeline import run_stage
     from posttrainbench.lifecycle.record import record

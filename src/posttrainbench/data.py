@@ -124,3 +124,13 @@ def _download(folder: str, f: DataFile, target: Path) -> None:
             "copy of the data (see the README)"
         ) from None
     tmp.replace(target)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Records of a JSON Lines file (gzip-compressed when the name ends in .gz)."""
+    import gzip
+    import json
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

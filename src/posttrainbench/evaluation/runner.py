@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inspect_ai import Task as InspectTask
 from inspect_ai.log import EvalLog
 from inspect_ai.model import GenerateConfig, Model
 
@@ -87,7 +86,7 @@ def evaluate(task_names: list[str], model_path: Path, opts: RunOptions) -> list[
                     display=opts.display,
                     score_display=False,
                 )[0]
-                logs.append(_checked(log, task.info.name))
+                logs.append(checked(log, task.info.name))
             out.append(
                 summarize(
                     task,
@@ -105,7 +104,7 @@ def evaluate(task_names: list[str], model_path: Path, opts: RunOptions) -> list[
     return out
 
 
-def _checked(log: EvalLog, task_name: str) -> EvalLog:
+def checked(log: EvalLog, task_name: str) -> EvalLog:
     if log.status != "success" or log.results is None:
         error = log.error.message if log.error else log.status
         raise EvaluationError(f"evaluation on {task_name} failed: {error}")
@@ -194,10 +193,3 @@ def _count(per_epoch: list[dict[str, float]], key: str) -> int | None:
     if not all(key in v for v in per_epoch):
         return None
     return int(sum(v[key] for v in per_epoch))
-
-
-def with_solver(task: InspectTask, solver) -> InspectTask:
-    """The same task (dataset, scorer, config) with another solver."""
-    from inspect_ai import task_with
-
-    return task_with(task, solver=solver)

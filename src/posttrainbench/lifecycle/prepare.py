@@ -92,9 +92,13 @@ def populate_workspace(run: RunDir, spec: RunSpec, deadline: float) -> None:
     write_timer(ws, deadline)
 
 
-def _install(src: Path, dest: Path) -> None:
+def _install(src: Path | str, dest: Path) -> None:
+    """Install a file (a path to copy, or its text) read-only."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         dest.chmod(0o644)
-    shutil.copyfile(src, dest)
+    if isinstance(src, str):
+        dest.write_text(src)
+    else:
+        shutil.copyfile(src, dest)
     dest.chmod(0o444)

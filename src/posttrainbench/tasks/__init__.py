@@ -8,9 +8,14 @@ from posttrainbench.tasks.base import Task
 
 
 def _all() -> dict[str, Task]:
+    from posttrainbench.tasks.aime2025.task import AIME2025Task
     from posttrainbench.tasks.arith.task import ArithTask
+    from posttrainbench.tasks.bfcl.task import BFCLTask
+    from posttrainbench.tasks.gpqamain.task import GPQAMainTask
+    from posttrainbench.tasks.gsm8k.task import GSM8KTask
 
-    return {t.info.name: t for t in [ArithTask()]}
+    found = [ArithTask(), AIME2025Task(), BFCLTask(), GPQAMainTask(), GSM8KTask()]
+    return {t.info.name: t for t in found}
 
 
 def names() -> list[str]:

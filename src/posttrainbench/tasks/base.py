@@ -13,6 +13,7 @@ from inspect_ai.model import Model
 
 from posttrainbench.data import DataFile, TaskData, resolve
 from posttrainbench.specs import TaskInfo
+from posttrainbench.tasks import evaluate_script
 
 
 @dataclass
@@ -38,9 +39,9 @@ class Task(ABC):
     def benchmark(self) -> str:
         return (self.package_dir / "benchmark.txt").read_text().strip()
 
-    def agent_files(self) -> dict[str, Path]:
-        """Workspace path -> source file: `evaluate.py` plus everything under `context/`."""
-        out = {"evaluate.py": self.package_dir / "evaluate.py"}
+    def agent_files(self) -> dict[str, Path | str]:
+        """Workspace path -> source file (or text): `evaluate.py` plus everything under `context/`."""
+        out: dict[str, Path | str] = {"evaluate.py": evaluate_script.render(self.info, self.benchmark)}
         context = self.package_dir / "context"
         if context.is_dir():
             for f in sorted(context.rglob("*")):

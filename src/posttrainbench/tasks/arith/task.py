@@ -59,7 +59,7 @@ class ArithTask(Task):
         allowed_training_data=f"the task's training split, given as {TRAIN_FILE} in the workspace",
     )
 
-    def agent_files(self) -> dict[str, Path]:
+    def agent_files(self) -> dict[str, Path | str]:
         files = super().agent_files()
         files[TRAIN_FILE] = _train_file()
         return files
