@@ -72,8 +72,11 @@ def load_outputs(path: Path) -> list[SavedOutput]:
             continue
         try:
             out.append(SavedOutput.model_validate(json.loads(line)))
-        except (json.JSONDecodeError, ValidationError) as e:
-            raise UserError(f"{path}:{n}: not a saved output: {str(e).splitlines()[0]}") from None
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{n}: not JSON: {e}") from None
+        except ValidationError as e:
+            reasons = "; ".join(err["msg"] for err in e.errors())
+            raise UserError(f"{path}:{n}: not a saved output: {reasons}") from None
     if not out:
         raise UserError(f"{path} holds no outputs")
     return out
