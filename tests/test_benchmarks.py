@@ -99,6 +99,13 @@ def test_gsm8k_prompt_is_ten_shot_from_the_train_split(tmp_path):
     assert sum(1 for q in train_questions if q in system) == 10
     assert read_jsonl(SHARED_DATA / "gsm8k" / "test.jsonl")[0]["question"] in user
     assert user.startswith("Solve the following math problem step by step.") and shots
+    # The same ten as inspect_evals' hub loader picks (`datasets` shuffle with the few-shot seed).
+    import datasets
+    from inspect_evals.constants import DEFAULT_FEWSHOT_SEED
+
+    train = read_jsonl(SHARED_DATA / "gsm8k" / "train.jsonl")
+    hub_order = datasets.Dataset.from_list(train).shuffle(seed=DEFAULT_FEWSHOT_SEED)
+    assert all(r["question"] in system for r in hub_order.select(range(10)))
 
 
 def test_aime_scores_boxed_and_plain_answers(tmp_path):

@@ -7,7 +7,7 @@ seeded permutation the hub loader applies.
 
 from __future__ import annotations
 
-import datasets
+import numpy as np
 from inspect_ai import Task as InspectTask
 from inspect_ai.dataset import MemoryDataset
 from inspect_ai.scorer import match
@@ -49,10 +49,10 @@ class GSM8KTask(Task):
 
     def inspect_task(self, data: TaskData, options: EvalOptions) -> InspectTask:
         train = read_jsonl(data.path("train.jsonl"))
-        # The permutation `datasets.Dataset.shuffle(seed)` applies depends only on length and seed,
-        # so this picks the same examples as inspect_evals' hub loader.
-        order = datasets.Dataset.from_dict({"i": list(range(len(train)))}).shuffle(seed=DEFAULT_FEWSHOT_SEED)
-        fewshots = [record_to_sample(train[i]) for i in order["i"][:FEWSHOT]]
+        # `datasets.Dataset.shuffle(seed)` (inspect_evals' hub loader) permutes with exactly this
+        # generator, so the same ten examples are picked.
+        order = np.random.default_rng(DEFAULT_FEWSHOT_SEED).permutation(len(train))
+        fewshots = [record_to_sample(train[i]) for i in order[:FEWSHOT]]
         test = [record_to_sample(r) for r in read_jsonl(data.path("test.jsonl"))]
         return InspectTask(
             name="gsm8k",

@@ -1,0 +1,168 @@
+"""The hf backend on a GPU with a model of real shapes: batched bf16 generation through the real
+evaluation path (`posttrainbench.evaluation.runner.evaluate`), per task, at two batch sizes.
+
+The model has Qwen3-1.7B's shapes with random weights (no hub access on the GPU machine), and the
+tiny model's tokenizer (ids it does not know decode to nothing). Random weights never stop early, so
+every answer runs to the token budget: a worst case for throughput. A generation_config.json asking
+for sampling is planted to show it is not applied (outputs of two runs must match).
+
+    python bench/gpu_eval.py --data-dir DIR [--limit 64] [--max-tokens 256] [--out bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+QWEN3_1_7B = {
+    "hidden_size": 2048,
+    "intermediate_size": 6144,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 151936,
+    "max_position_embeddings": 40960,
+    "rope_theta": 1000000,
+    "tie_word_embeddings": True,
+}
+TASKS = ("gsm8k", "gpqamain", "bfcl", "aime2025")
+
+
+def build(model_dir: Path) -> None:
+    import torch
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+    from posttrainbench import models, settings
+
+    tiny = models.snapshot(models.get("ptb-tiny"), settings.model_cache())
+    tok = AutoTokenizer.from_pretrained(tiny)
+    config = Qwen3Config(
+        **QWEN3_1_7B,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = Qwen3ForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    (model_dir / "generation_config.json").write_text(
+        json.dumps({"do_sample": True, "temperature": 1.5, "top_k": 5, "repetition_penalty": 2.0})
+    )
+    del model
+    torch.cuda.empty_cache()
+
+
+def output_tokens(log_file: str) -> int:
+    from inspect_ai.log import read_eval_log
+
+    return sum(u.output_tokens for u in read_eval_log(log_file).stats.model_usage.values())
+
+
+def outputs(log_file: str) -> list[str]:
+    from inspect_ai.log import read_eval_log
+
+    log = read_eval_log(log_file)
+    return [s.output.completion for s in sorted(log.samples, key=lambda s: str(s.id))]
+
+
+def main() -> None:
+    import torch
+
+    from posttrainbench.evaluation.runner import RunOptions, evaluate
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--limit", type=int, default=64)
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--batches", default="1,32")
+    p.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = p.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    work = Path(tempfile.mkdtemp(prefix="ptb-gpu-"))
+    model_dir = work / "qwen3-1.7b-shaped"
+    started = time.monotonic()
+    build(model_dir)
+    build_s = time.monotonic() - started
+    rows = []
+    for batch in [int(b) for b in args.batches.split(",")]:
+        torch.cuda.reset_peak_memory_stats()
+        for task in TASKS:
+            # Batch 1 is slow: a small slice of each task is enough for the ratio.
+            limit = args.limit if batch > 1 else max(2, args.limit // 16)
+            t0 = time.monotonic()
+            [m] = evaluate(
+                [task],
+                model_dir,
+                RunOptions(
+                    backend="hf",
+                    limit=limit,
+                    max_tokens=args.max_tokens,
+                    max_connections=batch,
+                    data_dir=args.data_dir,
+                    log_dir=work / "logs",
+                    display="none",
+                ),
+            )
+            seconds = time.monotonic() - t0
+            rows.append(
+                {
+                    "task": task,
+                    "batch": batch,
+                    "samples": m.n,
+                    "seconds": round(seconds, 2),
+                    "samples_per_s": round(m.n / seconds, 3),
+                    "new_tokens_per_s": round(output_tokens(m.log_files[0]) / seconds, 1),
+                    "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                    "generation_config_applied": m.generation_config.applied if m.generation_config else None,
+                    "log": m.log_files[0],
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    # Greedy and deterministic: a second run of the same slice gives the same text.
+    first = next(r for r in rows if r["task"] == "gsm8k" and r["batch"] > 1)
+    [again] = evaluate(
+        ["gsm8k"],
+        model_dir,
+        RunOptions(
+            backend="hf",
+            limit=first["samples"],
+            max_tokens=args.max_tokens,
+            max_connections=first["batch"],
+            data_dir=args.data_dir,
+            log_dir=work / "logs",
+            display="none",
+        ),
+    )
+    deterministic = outputs(first["log"]) == outputs(again.log_files[0])
+    result = {
+        "device": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "model": "Qwen3-1.7B shapes, random bf16 weights",
+        "max_tokens": args.max_tokens,
+        "build_seconds": round(build_s, 1),
+        "rows": [{k: v for k, v in r.items() if k != "log"} for r in rows],
+        "repeat_run_identical": deterministic,
+    }
+    print(f"\n{result['device']}  (max_tokens {args.max_tokens}, bf16, hf backend)")
+    print(f"{'task':10} {'batch':>5} {'n':>4} {'s':>8} {'samples/s':>10} {'tok/s':>9} {'peak GiB':>9}")
+    for r in result["rows"]:
+        print(
+            f"{r['task']:10} {r['batch']:>5} {r['samples']:>4} {r['seconds']:>8} {r['samples_per_s']:>10} "
+            f"{r['new_tokens_per_s']:>9} {r['peak_gpu_gib']:>9}"
+        )
+    print(f"repeat run identical: {deterministic}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu_eval.json").write_text(json.dumps(result, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
