@@ -10,6 +10,7 @@ tool-call parser (the one used for `hf/local`) must read back the Hermes calls t
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -254,15 +255,43 @@ def test_every_family_has_a_template():
     assert set(models.FAMILY_BY_MODEL_TYPE.values()) == set(FAMILIES)
 
 
-def test_qwen3_thinking_is_upstream(tokenizer):
-    # A trained answer carries an empty think block; enable_thinking=false puts it in the prompt instead.
-    trained = render(
-        tokenizer, "qwen3", [*SINGLE, {"role": "assistant", "content": "42"}], generation_prompt=False
+def official(name: str) -> str:
+    """An upstream template as the pinned TRL ships it (byte-identical to the model repo's)."""
+    return (files("trl") / "chat_templates" / f"{name}.jinja").read_text()
+
+
+@pytest.mark.parametrize(
+    ("family", "cases"),
+    [("qwen3", list(CASES)), ("gemma3", ["single", "system", "multi_turn"])],  # upstream Gemma 3 has no tools
+)
+def test_prompts_match_the_official_template(tokenizer, family, cases):
+    for case in cases:
+        messages, tools = CASES[case]
+        kw = {"chat_template": official(family), "tokenize": False, "add_generation_prompt": True}
+        if family == "gemma3":
+            kw["bos_token"] = "<bos>"
+        assert tokenizer.apply_chat_template(messages, tools=tools, **kw) == EXPECTED[family][case], case
+
+
+def test_qwen3_thinking(tokenizer):
+    prompt = EXPECTED["qwen3"]["single"]
+    # A fine-tuning target without reasoning is the bare answer (upstream prepends an empty think block).
+    answer = {"role": "assistant", "content": "42"}
+    assert render(tokenizer, "qwen3", [*SINGLE, answer], generation_prompt=False) == prompt + "42<|im_end|>\n"
+    upstream = tokenizer.apply_chat_template(
+        [*SINGLE, answer], tokenize=False, chat_template=official("qwen3")
     )
-    assert trained == EXPECTED["qwen3"]["single"] + "<think>\n\n</think>\n\n42<|im_end|>\n"
-    off = render(tokenizer, "qwen3", SINGLE, enable_thinking=False)
-    assert off == EXPECTED["qwen3"]["single"] + "<think>\n\n</think>\n\n"
-    assert render(tokenizer, "qwen3", SINGLE, enable_thinking=None) == EXPECTED["qwen3"]["single"]
+    assert upstream == prompt + "<think>\n\n</think>\n\n42<|im_end|>\n"
+    # Reasoning, given apart or inline, is kept.
+    reasoned = prompt + "<think>\nAdd them.\n</think>\n\n42<|im_end|>\n"
+    for turn in (
+        {"role": "assistant", "content": "42", "reasoning_content": "Add them."},
+        {"role": "assistant", "content": "<think>\nAdd them.\n</think>\n\n42"},
+    ):
+        assert render(tokenizer, "qwen3", [*SINGLE, turn], generation_prompt=False) == reasoned
+    # Thinking is on unless enable_thinking is false (inspect passes None when it is not set).
+    assert render(tokenizer, "qwen3", SINGLE, enable_thinking=None) == prompt
+    assert render(tokenizer, "qwen3", SINGLE, enable_thinking=False) == prompt + "<think>\n\n</think>\n\n"
 
 
 def test_smollm3_thinking_and_no_date(tokenizer):
@@ -379,7 +408,7 @@ def test_reply_without_call_is_plain_text(handler):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_parser_reads_back_what_the_template_teaches(tokenizer, handler, family):
-    """The assistant turn a model is fine-tuned on (Qwen3: with its empty think block) parses to the call."""
+    """The assistant turn a model is fine-tuned on parses back to the call."""
     turn = {"role": "assistant", "content": "", "tool_calls": [TOOL_ROUND[1]["tool_calls"][0]]}
     rendered = render(tokenizer, family, [SINGLE[0], turn], TOOLS, generation_prompt=False)
     start, end = ASSISTANT_TURN[family]
@@ -387,4 +416,4 @@ def test_parser_reads_back_what_the_template_teaches(tokenizer, handler, family)
     message = handler.parse_assistant_response(reply, [ToolInfo.model_validate(WEATHER)])
     [call] = message.tool_calls
     assert (call.function, call.arguments, call.parse_error) == ("get_weather", PARIS, None)
-    assert message.text == ("<think>\n\n</think>" if family == "qwen3" else "")
+    assert message.text == ""
