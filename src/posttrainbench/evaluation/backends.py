@@ -1,11 +1,13 @@
 """Inference backends: how the evaluated model is served to inspect-ai.
 
 - `hf`: transformers in this process (batched; bf16 on a GPU, fp32 on CPU).
-- `vllm`: a vLLM OpenAI-compatible server, started for the model (vLLM may live in its own venv:
-  `PTB_VLLM_PYTHON`), or an existing one (`url`).
-- `openai`: any OpenAI-compatible server at `url` (its own chat template applies: recorded as such).
+- `vllm`: a vLLM OpenAI-compatible server started for the model with our template (vLLM may live in
+  its own venv: `PTB_VLLM_PYTHON`), or an existing one at `url` (key: `VLLM_API_KEY`).
+- `openai`: any OpenAI-compatible server at `url` (key: `OPENAI_API_KEY`).
 
-Every backend gets the family's chat template (except a foreign `openai` server) and greedy decoding.
+A server that is already running applies its own chat template: metrics.json says so. Otherwise every
+backend gets the family's chat template. Decoding is always greedy;
+the decoding settings of a submission's generation_config.json never apply.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ class Served:
     model: Model
     backend: str
     template: str  # the template file applied, or a note saying whose template applies
-    extra_body: dict | None = None  # sent with every request (an existing vLLM server's template)
 
 
 def cuda_available() -> bool:
@@ -76,27 +77,28 @@ def serve(
         with VLLMServer(
             model_path,
             chat_template=template,
-            tool_parser="hermes",
+            tool_calling=True,
             gpu_memory_utilization=gpu_memory_utilization,
             log_file=log_dir / "vllm_server.log",
-        ) as server:
-            model = get_model(f"vllm/{server.served_name}", base_url=server.base_url, api_key=server.api_key)
+        ) as endpoint:
+            model = get_model(
+                f"vllm/{endpoint.model_name}",
+                base_url=endpoint.base_url,
+                api_key=endpoint.api_key.get_secret_value(),
+            )
             yield Served(model, "vllm", template.name)
     elif name == "vllm":
-        # An existing vLLM server: its template is overridden per request (vLLM accepts `chat_template`).
-        model = get_model(
-            f"vllm/{_served_name(url)}", base_url=url, api_key=os.environ.get("VLLM_API_KEY", "none")
-        )
-        yield Served(model, "vllm", template.name, extra_body={"chat_template": template.read_text()})
+        # An existing server keeps its own template: vLLM refuses a per-request `chat_template` unless it
+        # was started with --trust-request-chat-template.
+        key = os.environ.get("VLLM_API_KEY", "none")
+        model = get_model(f"vllm/{_served_name(url, key)}", base_url=url, api_key=key)
+        yield Served(model, "vllm", f"the chat template of the server at {url}")
     elif name == "openai":
         if url is None:
             raise UserError("--backend openai needs --backend-url (an OpenAI-compatible /v1 URL)")
-        model = get_model(
-            f"openai-api/ptb/{_served_name(url)}",
-            base_url=url,
-            api_key=os.environ.get("OPENAI_API_KEY", "none"),
-        )
-        yield Served(model, "openai", "the server's own chat template")
+        key = os.environ.get("OPENAI_API_KEY", "none")
+        model = get_model(f"openai-api/ptb/{_served_name(url, key)}", base_url=url, api_key=key)
+        yield Served(model, "openai", f"the chat template of the server at {url}")
     else:
         raise UserError(f"unknown backend '{backend}'; valid: {', '.join(BACKENDS)}")
 
@@ -105,25 +107,43 @@ def _hf(model_path: Path, template: Path, batch_size: int) -> Model:
     import torch
 
     cuda = cuda_available()
-    # Greedy: do_sample=False, so sampling settings in a submission's generation_config.json do not apply.
-    return get_model(
+    model = get_model(
         "hf/local",
         model_path=str(model_path),
         chat_template=template.read_text(),
+        # The template writes the special tokens (a BOS included); the tokenizer must not add them again.
+        tokenizer_call_args={"add_special_tokens": False},
         do_sample=False,
         device="cuda:0" if cuda else "cpu",
         dtype=torch.bfloat16 if cuda else torch.float32,
         batch_size=batch_size,
     )
+    neutral_generation_config(model.api.model)  # type: ignore[attr-defined]
+    return model
 
 
-def _served_name(url: str) -> str:
+def neutral_generation_config(hf_model) -> None:
+    """transformers fills every generation setting a request leaves unset from the model's
+    generation_config.json (repetition_penalty, top_k, no_repeat_ngram_size, ...). Replace it with the
+    library defaults, keeping only the special-token ids that say when an answer ends (what vLLM's
+    `--generation-config vllm` keeps too)."""
+    from transformers import GenerationConfig
+
+    loaded = hf_model.generation_config
+    keep = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+    hf_model.generation_config = GenerationConfig(**{k: getattr(loaded, k, None) for k in keep})
+
+
+def _served_name(url: str, api_key: str) -> str:
     """The first model an OpenAI-compatible server lists."""
     import json
     import urllib.request
 
+    request = urllib.request.Request(
+        url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {api_key}"}
+    )
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/models", timeout=30) as r:
+        with urllib.request.urlopen(request, timeout=30) as r:
             listing = json.load(r)
         return listing["data"][0]["id"]
     except Exception as e:
