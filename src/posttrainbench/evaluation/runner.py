@@ -75,7 +75,6 @@ def evaluate(task_names: list[str], model_path: Path, opts: RunOptions) -> list[
                     max_tokens=max_tokens,
                     temperature=None if served.backend == "hf" else 0.0,
                     seed=seed,
-                    extra_body=served.extra_body,
                 )
                 log = inspect_ai.eval(
                     inspect_task,
@@ -164,9 +163,17 @@ def summarize(
         stderr = metrics.get("stderr")
     judged = task.info.default_judge is not None
     judge_name = None
+    judge_calls = judge_failures = None
     if judged:
         chosen = judge or task.info.default_judge
         judge_name = chosen if isinstance(chosen, str) else str(chosen)
+        judge_calls, judge_failures = _count(per_epoch, "judge_calls"), _count(per_epoch, "judge_failures")
+        if judge_calls and judge_failures == judge_calls:
+            # Nothing was graded: a score here would be an artefact of the judge, not of the model.
+            raise EvaluationError(
+                f"{task.info.name}: all {judge_calls} calls to the judge {judge_name} failed; "
+                f"see {logs[-1].location} for the errors (credentials? model name?)"
+            )
     return EvalMetrics(
         task=task.info.name,
         score=statistics.fmean(scores),
@@ -180,8 +187,8 @@ def summarize(
         generation_config=generation_config,
         data=data,
         judge_model=judge_name,
-        judge_calls=_count(per_epoch, "judge_calls") if judged else None,
-        judge_failures=_count(per_epoch, "judge_failures") if judged else None,
+        judge_calls=judge_calls,
+        judge_failures=judge_failures,
         epochs=len(logs),
         epoch_scores=scores,
         seconds=round(seconds, 2),
