@@ -9,8 +9,8 @@ from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
 from posttrainbench import tasks
 from posttrainbench.tasks.arith import data
-from posttrainbench.tasks.base import EvalOptions
 from posttrainbench.tasks.arith.task import first_number
+from posttrainbench.tasks.base import EvalOptions
 
 
 def test_splits_are_disjoint_and_deterministic():

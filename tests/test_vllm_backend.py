@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import urllib.error
@@ -201,3 +202,45 @@ def test_model_without_weights_fails_fast_with_the_log(tmp_path, tiny_dir, vllm_
     assert "first error: RuntimeError: Cannot find any model weights" in message
     assert "last lines of" in message and len(message.splitlines()) >= 20
     assert not _descendants() - before
+
+
+def _ptb_eval(out: Path, *args: str, env: dict[str, str]) -> dict[str, dict]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "posttrainbench", "eval", "ptb-tiny", "--tasks", "arith,aime2025",
+         "--limit", "1", "--max-tokens", "16", "--out", str(out), *args],
+        capture_output=True, text=True, timeout=900, env={**os.environ, **env},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = {}
+    for task in ("arith", "aime2025"):
+        m = json.loads((out / task / "metrics.json").read_text())
+        log = inspect_ai.log.read_eval_log(m["log_files"][0])
+        found[task] = {**m, "completions": [s.output.completion for s in log.samples or []]}
+    return found
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_ptb_eval_on_the_vllm_and_openai_backends(tmp_path, tiny_dir, vllm_python):
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if not data.is_dir():
+        pytest.skip(f"no benchmark data at {data}")
+    env = {"PTB_VLLM_PYTHON": vllm_python[0], "PTB_DATA_DIR": str(data)}
+    # ptb-tiny accepts 512 tokens: one AIME problem fits. ptb starts (and stops) its own server.
+    own = _ptb_eval(tmp_path / "own", "--backend", "vllm", env=env)
+    assert own["aime2025"]["backend"] == "vllm" and own["aime2025"]["template"] == "qwen3.jinja"
+    assert own["aime2025"]["n"] == 1 and (tmp_path / "own" / "logs" / "vllm_server.log").is_file()
+    # An existing server, through the vllm and the generic OpenAI-compatible providers.
+    with _server(tiny_dir, vllm_python, tmp_path / "vllm.log") as endpoint:
+        key = endpoint.api_key.get_secret_value()
+        url = ("--backend-url", endpoint.base_url)
+        existing = _ptb_eval(
+            tmp_path / "existing", "--backend", "vllm", *url, env={**env, "VLLM_API_KEY": key}
+        )
+        generic = _ptb_eval(
+            tmp_path / "generic", "--backend", "openai", *url, env={**env, "OPENAI_API_KEY": key}
+        )
+    assert generic["arith"]["backend"] == "openai" and endpoint.base_url in generic["arith"]["template"]
+    for task in ("arith", "aime2025"):
+        assert own[task]["completions"] == existing[task]["completions"] == generic[task]["completions"]
+        assert len(own[task]["completions"]) == 1
