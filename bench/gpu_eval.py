@@ -31,10 +31,13 @@ QWEN3_1_7B = {
     "rope_theta": 1000000,
     "tie_word_embeddings": True,
 }
+# `--shape small`: the same script in seconds on a CPU, to check it before spending GPU time.
+SMALL = {**QWEN3_1_7B, "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2,
+         "num_key_value_heads": 1, "head_dim": 64, "vocab_size": 512}  # fmt: skip
 TASKS = ("gsm8k", "gpqamain", "bfcl", "aime2025")
 
 
-def build(model_dir: Path) -> None:
+def build(model_dir: Path, shape: dict) -> None:
     import torch
     from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
@@ -43,13 +46,13 @@ def build(model_dir: Path) -> None:
     tiny = models.snapshot(models.get("ptb-tiny"), settings.model_cache())
     tok = AutoTokenizer.from_pretrained(tiny)
     config = Qwen3Config(
-        **QWEN3_1_7B,
+        **shape,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
     torch.manual_seed(0)
-    with torch.device("cuda"):
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         model = Qwen3ForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
@@ -57,7 +60,8 @@ def build(model_dir: Path) -> None:
         json.dumps({"do_sample": True, "temperature": 1.5, "top_k": 5, "repetition_penalty": 2.0})
     )
     del model
-    torch.cuda.empty_cache()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def output_tokens(log_file: str) -> int:
@@ -83,17 +87,20 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=64)
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--batches", default="1,32")
+    p.add_argument("--shape", choices=("qwen3-1.7b", "small"), default="qwen3-1.7b")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cuda = torch.cuda.is_available()
     work = Path(tempfile.mkdtemp(prefix="ptb-gpu-"))
     model_dir = work / "qwen3-1.7b-shaped"
     started = time.monotonic()
-    build(model_dir)
+    build(model_dir, QWEN3_1_7B if args.shape == "qwen3-1.7b" else SMALL)
     build_s = time.monotonic() - started
     rows = []
     for batch in [int(b) for b in args.batches.split(",")]:
-        torch.cuda.reset_peak_memory_stats()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         for task in TASKS:
             # Batch 1 is slow: a small slice of each task is enough for the ratio.
             limit = args.limit if batch > 1 else max(2, args.limit // 16)
@@ -120,36 +127,44 @@ def main() -> None:
                     "seconds": round(seconds, 2),
                     "samples_per_s": round(m.n / seconds, 3),
                     "new_tokens_per_s": round(output_tokens(m.log_files[0]) / seconds, 1),
-                    "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-                    "generation_config_applied": m.generation_config.applied if m.generation_config else None,
+                    "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else 0.0,
                     "log": m.log_files[0],
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
-    # Greedy and deterministic: a second run of the same slice gives the same text.
+    # Greedy and deterministic: a second run of the same slice gives the same text, and so does a run
+    # without the planted sampling generation_config.json.
     first = next(r for r in rows if r["task"] == "gsm8k" and r["batch"] > 1)
-    [again] = evaluate(
-        ["gsm8k"],
-        model_dir,
-        RunOptions(
-            backend="hf",
-            limit=first["samples"],
-            max_tokens=args.max_tokens,
-            max_connections=first["batch"],
-            data_dir=args.data_dir,
-            log_dir=work / "logs",
-            display="none",
-        ),
-    )
-    deterministic = outputs(first["log"]) == outputs(again.log_files[0])
+
+    def rerun() -> list[str]:
+        [m] = evaluate(
+            ["gsm8k"],
+            model_dir,
+            RunOptions(
+                backend="hf",
+                limit=first["samples"],
+                max_tokens=args.max_tokens,
+                max_connections=first["batch"],
+                data_dir=args.data_dir,
+                log_dir=work / "logs",
+                display="none",
+            ),
+        )
+        return outputs(m.log_files[0])
+
+    deterministic = outputs(first["log"]) == rerun()
+    (model_dir / "generation_config.json").unlink()
+    ignored = outputs(first["log"]) == rerun()
     result = {
-        "device": torch.cuda.get_device_name(0),
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "shape": args.shape,
         "torch": torch.__version__,
         "model": "Qwen3-1.7B shapes, random bf16 weights",
         "max_tokens": args.max_tokens,
         "build_seconds": round(build_s, 1),
         "rows": [{k: v for k, v in r.items() if k != "log"} for r in rows],
         "repeat_run_identical": deterministic,
+        "generation_config_ignored": ignored,
     }
     print(f"\n{result['device']}  (max_tokens {args.max_tokens}, bf16, hf backend)")
     print(f"{'task':10} {'batch':>5} {'n':>4} {'s':>8} {'samples/s':>10} {'tok/s':>9} {'peak GiB':>9}")
@@ -158,7 +173,7 @@ def main() -> None:
             f"{r['task']:10} {r['batch']:>5} {r['samples']:>4} {r['seconds']:>8} {r['samples_per_s']:>10} "
             f"{r['new_tokens_per_s']:>9} {r['peak_gpu_gib']:>9}"
         )
-    print(f"repeat run identical: {deterministic}")
+    print(f"repeat run identical: {deterministic}; same without the planted generation_config: {ignored}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_eval.json").write_text(json.dumps(result, indent=2))
     shutil.rmtree(work, ignore_errors=True)
