@@ -49,7 +49,7 @@ def _with(option: str, value: str) -> list[str]:
 @pytest.mark.parametrize(
     ("args", "expect"),
     [
-        (_with("--task", "gsm9k"), "valid tasks: arith"),
+        (_with("--task", "gsm9k"), "valid tasks: aime2025, arenahardwriting, arith, bfcl"),
         (_with("--model", "llama"), "valid models: Qwen3-1.7B-Base"),
         (_with("--agent", "claude"), "valid agents: cheat-testset, noop, reference, script"),
         (["list", "widgets"], "valid: agents, models, tasks"),

@@ -101,3 +101,18 @@ def test_every_task_pins_every_file():
         for f in task.data_files:
             assert len(f.sha256) == 64 and f.url.startswith("https://"), (task.info.name, f.path)
             assert Path(f.path).parts[0] != "..", f.path
+
+
+def test_agent_is_told_where_the_task_data_is(monkeypatch, tmp_path, mirror):
+    from posttrainbench.lifecycle.solve import task_data_env
+
+    monkeypatch.setenv("PTB_DATA_DIR", str(SHARED_DATA))
+    assert task_data_env("gpqamain") == {"PTB_DATA_DIR": str(SHARED_DATA)}
+    assert task_data_env("arith") == {}  # generated in the package, nothing to fetch
+    # Without local data the files are fetched before the agent starts, so its evaluate.py works offline.
+    url, _, requests = mirror
+    monkeypatch.delenv("PTB_DATA_DIR")
+    monkeypatch.setenv("PTB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PTB_DATA_MIRROR", url)
+    assert task_data_env("aime2025") == {"PTB_DATA_DIR": str(tmp_path / "home" / "data")}
+    assert requests and (tmp_path / "home" / "data" / "aime2025").is_dir()

@@ -195,14 +195,17 @@ def eval_(
     `ptb eval RUN_DIR` re-evaluates a run's final_model on its task (then its record).
     """
     path = Path(target)
-    if (path / "run.json").is_file() and tasks_ is None:
-        _reevaluate_run(path)
-        return
+    if tasks_ is None:
+        if (path / "run.json").is_file():
+            _reevaluate_run(path)
+            return
+        raise UserError(
+            f"{target} is not a run directory; to evaluate a model, say on which tasks: "
+            "--tasks gsm8k,humaneval (or --tasks all)"
+        )
     from posttrainbench import settings
     from posttrainbench.evaluation.runner import EvaluationError, RunOptions, evaluate
 
-    if tasks_ is None:
-        raise UserError("say which tasks to evaluate: --tasks gsm8k,humaneval (or --tasks all)")
     names = list(BENCHMARKS) if tasks_ == "all" else [t.strip() for t in tasks_.split(",") if t.strip()]
     for name in names:
         tasks.get(name)

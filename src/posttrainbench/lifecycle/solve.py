@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import posttrainbench
-from posttrainbench import sandbox, settings
+from posttrainbench import sandbox, settings, tasks
 from posttrainbench.agents import registry
 from posttrainbench.agents.base import AgentContext, AgentStartError, agent_environment
+from posttrainbench.data import DATA_DIR_ENV
 from posttrainbench.lifecycle.prepare import populate_workspace, protected_paths
 from posttrainbench.rundir import RunDir, hash_tree
 from posttrainbench.sandbox.cache_layer import CacheLayer
@@ -57,6 +58,16 @@ def mount_plan(
     return MountPlan(mounts=mounts, workdir=ws, env=env, network=record.spec.network == "open")
 
 
+def task_data_env(task_name: str) -> dict[str, str]:
+    """Where the agent's evaluate.py finds the task's test data: verified (and fetched, if it is not
+    local) before the agent starts, so that it also works offline. The root filesystem is visible
+    read-only inside the sandbox, so the directory needs no mount of its own."""
+    task = tasks.get(task_name)
+    if not task.data_files:
+        return {}
+    return {DATA_DIR_ENV: str(task.data().root.parent)}
+
+
 def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
     with run.stage("solve"):
         record = run.load()
@@ -84,6 +95,7 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
             agent.preflight(ctx)
             with layer.mounted() as agent_cache:
                 env = agent_environment(ctx, agent_cache, offline=spec.network == "offline")
+                env.update(task_data_env(spec.task))
                 plan = mount_plan(run, record, env, hub_cache, agent_cache, agent.readonly_paths(ctx))
                 argv = box.command(plan, agent.command(ctx))
                 end, code, detail = _supervise(
