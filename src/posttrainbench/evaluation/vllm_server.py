@@ -33,6 +33,7 @@ reaches the server through its environment, never its command line or the log).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -53,6 +54,7 @@ from types import TracebackType
 from pydantic import BaseModel, SecretStr
 
 from posttrainbench.errors import UserError
+from posttrainbench.process_group import members, signal_group
 
 PYTHON_ENV = "PTB_VLLM_PYTHON"
 # On the CPU build `--gpu-memory-utilization` is the share of the NUMA node's RAM the worker reserves, and
@@ -85,8 +87,14 @@ class VLLMRuntime(BaseModel):
     cpu: bool
 
 
+def default_python() -> str:
+    return os.environ.get(PYTHON_ENV) or sys.executable
+
+
+@functools.cache
 def probe(python: str) -> VLLMRuntime:
-    """Import vllm with `python` (a few seconds); a UserError saying how to get vLLM if that fails."""
+    """Import vllm with `python` (a few seconds, once per python); a UserError saying how to get vLLM
+    if that fails."""
     try:
         proc = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -125,7 +133,7 @@ class VLLMServer:
         self.model_dir = Path(model_dir).resolve()
         self.chat_template = Path(chat_template).resolve()
         self.log_file = Path(log_file)
-        self.python = python or os.environ.get(PYTHON_ENV) or sys.executable
+        self.python = python or default_python()
         self.served_model_name = served_model_name
         self.tool_calling = tool_calling
         self.gpu_memory_utilization = gpu_memory_utilization
@@ -245,12 +253,12 @@ class VLLMServer:
         if proc is None:
             return
         pgid = proc.pid  # start_new_session: the group id is the leader's pid
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s
         while _group_alive(pgid, proc) and time.monotonic() < deadline:
             time.sleep(0.2)
         if _group_alive(pgid, proc):
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while _group_alive(pgid, proc) and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -305,25 +313,6 @@ def _served_models(base_url: str, api_key: str) -> list[str]:
         return []
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
 def _group_alive(pgid: int, leader: subprocess.Popen[bytes]) -> bool:
     """Whether any process of the group still runs (zombies awaiting their parent's wait do not count)."""
-    if leader.poll() is None:
-        return True
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state, _ppid, pgrp = stat[stat.rindex(")") + 2 :].split()[:3]
-        if int(pgrp) == pgid and state != "Z":
-            return True
-    return False
+    return leader.poll() is None or any(m.state != "Z" for m in members(pgid))

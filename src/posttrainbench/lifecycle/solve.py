@@ -20,6 +20,7 @@ from posttrainbench.agents import registry
 from posttrainbench.agents.base import AgentContext, AgentStartError, agent_environment
 from posttrainbench.data import DATA_DIR_ENV
 from posttrainbench.lifecycle.prepare import populate_workspace, protected_paths
+from posttrainbench.process_group import members, signal_group
 from posttrainbench.rundir import RunDir, hash_tree
 from posttrainbench.sandbox.cache_layer import CacheLayer
 from posttrainbench.sandbox.plan import Mount, MountPlan
@@ -147,28 +148,13 @@ def _pump(fd: int, log_path: Path) -> None:
             log.write(f"[{_stamp()}] {shown(pending)}\n")
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
 def _terminate_agent(pgid: int) -> None:
     """SIGTERM to every process of the agent's group except the sandbox's own bwrap processes:
     bwrap dies on SIGTERM and takes the whole sandbox with it, which would skip the grace period."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        pgrp = int(stat[stat.rindex(")") + 2 :].split()[2])
-        if pgrp == pgid and comm != "bwrap":
+    for member in members(pgid):
+        if member.comm != "bwrap":
             try:
-                os.kill(int(entry.name), signal.SIGTERM)
+                os.kill(member.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
@@ -207,7 +193,7 @@ def _supervise(
             except subprocess.TimeoutExpired:
                 pass
     except BaseException:  # Ctrl-C or a harness error: the agent must not outlive the harness
-        _signal_group(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         raise
     detail = ""
     if timed_out:
@@ -216,11 +202,11 @@ def _supervise(
             proc.wait(timeout=grace)
             detail = "stopped by SIGTERM at the deadline"
         except subprocess.TimeoutExpired:
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
             detail = f"killed with SIGKILL {grace:.0f}s after the deadline"
     # Leftover background processes of the agent's group do not outlive solve.
-    _signal_group(proc.pid, signal.SIGKILL)
+    signal_group(proc.pid, signal.SIGKILL)
     pump.join(timeout=5)
     code = proc.returncode
     if timed_out:
