@@ -13,7 +13,7 @@ from rich.table import Table
 
 from posttrainbench import models, tasks
 from posttrainbench.agents import registry
-from posttrainbench.errors import UserError
+from posttrainbench.errors import UserError, unknown
 from posttrainbench.rundir import RunDir
 from posttrainbench.specs import RunSpec
 
@@ -204,6 +204,7 @@ def eval_(
             "--tasks gsm8k,humaneval (or --tasks all)"
         )
     from posttrainbench import settings
+    from posttrainbench.evaluation.backends import BACKENDS
     from posttrainbench.evaluation.runner import EvaluationError, RunOptions, evaluate
 
     names = list(BENCHMARKS) if tasks_ == "all" else [t.strip() for t in tasks_.split(",") if t.strip()]
@@ -219,8 +220,8 @@ def eval_(
         raise UserError(
             f"{target} is not a run directory, a model directory (config.json) or a known model name"
         )
-    if backend not in ("auto", "hf", "vllm", "openai"):
-        raise UserError(f"unknown backend '{backend}'; valid: auto, hf, vllm, openai")
+    if backend not in BACKENDS:  # checked before the model is loaded
+        raise unknown("backend", backend, list(BACKENDS))
     out = out or Path("ptb-eval") / label
     opts = RunOptions(
         backend=backend, backend_url=backend_url, limit=limit, max_tokens=max_tokens, data_dir=data_dir,

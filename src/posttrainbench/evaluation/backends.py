@@ -12,21 +12,19 @@ the decoding settings of a submission's generation_config.json never apply.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from inspect_ai.model import Model, get_model
 
-from posttrainbench.errors import UserError
+from posttrainbench.errors import UserError, unknown
 
 BackendName = Literal["auto", "hf", "vllm", "openai"]
-BACKENDS = ("auto", "hf", "vllm", "openai")
+BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 
 @dataclass
@@ -43,11 +41,14 @@ def cuda_available() -> bool:
 
 
 def vllm_available() -> bool:
-    python = os.environ.get("PTB_VLLM_PYTHON")
-    if python:
-        probe = subprocess.run([python, "-c", "import vllm"], capture_output=True, timeout=120)
-        return probe.returncode == 0
-    return importlib.util.find_spec("vllm") is not None
+    """Whether the launcher's python imports vllm (its answer is cached for the server start)."""
+    from posttrainbench.evaluation.vllm_server import default_python, probe
+
+    try:
+        probe(default_python())
+    except UserError:
+        return False
+    return True
 
 
 def choose(backend: BackendName) -> str:
@@ -100,7 +101,7 @@ def serve(
         model = get_model(f"openai-api/ptb/{_served_name(url, key)}", base_url=url, api_key=key)
         yield Served(model, "openai", f"the chat template of the server at {url}")
     else:
-        raise UserError(f"unknown backend '{backend}'; valid: {', '.join(BACKENDS)}")
+        raise unknown("backend", backend, list(BACKENDS))
 
 
 def _hf(model_path: Path, template: Path, batch_size: int) -> Model:
