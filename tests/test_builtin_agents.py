@@ -9,7 +9,7 @@ import pytest
 
 from conftest import record, run_ptb
 
-RUN = ["run", "--task", "arith", "--model", "ptb-tiny", "--network", "offline"]
+RUN = ["run", "--task", "arith", "--model", "ptb-tiny", "--network", "none"]
 
 
 @pytest.mark.slow

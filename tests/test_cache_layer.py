@@ -59,7 +59,7 @@ def test_agent_download_leaves_shared_cache_untouched(results, tmp_path):
         'echo "{}" > "$src/config.json"\n'
         'cp -r "$dst" final_model\n'
     )
-    _, run = run_ptb(results, "run", "--task", "arith", "--model", "ptb-tiny", "--network", "offline",
+    _, run = run_ptb(results, "run", "--task", "arith", "--model", "ptb-tiny", "--network", "none",
                      "--agent", "script", "--agent-config", str(script_agent(tmp_path, "dl", body)),
                      "--minutes", "1")  # fmt: skip
     assert tree_hash(shared) == before

@@ -54,8 +54,8 @@ def _with(option: str, value: str) -> list[str]:
         (_with("--agent", "claude"), "valid agents: cheat-testset, noop, reference, script"),
         (["list", "widgets"], "valid: agents, models, tasks"),
         (_with("--minutes", "0"), "time budget must be positive"),
-        ([*BASE, "--sandbox", "docker"], "valid sandboxes"),
-        ([*BASE, "--network", "lan"], "valid: offline, open"),
+        ([*BASE, "--sandbox", "docker"], "valid sandboxes: apptainer, auto, bwrap, none"),
+        ([*BASE, "--network", "lan"], "valid network policies: allowlist, none, open"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(ptb_home, args, expect):

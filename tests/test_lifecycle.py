@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ptb, record, run_ptb, script_agent
 
-RUN = ["run", "--task", "arith", "--model", "ptb-tiny", "--network", "offline"]
+RUN = ["run", "--task", "arith", "--model", "ptb-tiny", "--network", "none"]
 
 
 def run_script(results, tmp_path, name, body, *extra):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from rich.console import Console
@@ -15,7 +15,7 @@ from posttrainbench import models, tasks
 from posttrainbench.agents import registry
 from posttrainbench.errors import UserError, unknown
 from posttrainbench.rundir import RunDir
-from posttrainbench.specs import RunSpec
+from posttrainbench.specs import NetworkPolicy, RunSpec, SandboxName
 
 app = typer.Typer(
     help=(
@@ -31,6 +31,7 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+SANDBOX_HELP = "auto (bubblewrap if available, else none with a warning), bwrap, apptainer, or none"
 
 
 def user_errors(fn):
@@ -99,8 +100,32 @@ def run(
     out: Annotated[Path, typer.Option(help="results directory; the run gets a subdirectory")] = Path(
         "ptb-results"
     ),
-    sandbox: Annotated[str, typer.Option(help="auto (bubblewrap if available), bwrap, or none")] = "auto",
-    network: Annotated[str, typer.Option(help="open, or offline (no network in the sandbox)")] = "open",
+    sandbox: Annotated[str, typer.Option(help=SANDBOX_HELP)] = "auto",
+    sandbox_image: Annotated[
+        str | None, typer.Option(help="container image (.sif) for --sandbox apptainer")
+    ] = None,
+    network: Annotated[
+        str,
+        typer.Option(
+            help="open (as the original: the agent browses and downloads; nothing is logged), "
+            "allowlist (only the model hub, PyPI, GitHub, the agent's API and --allow-host, through a "
+            "logging proxy) or none (nothing but the harness's proxies); attempts land in agent/egress.jsonl"
+        ),
+    ] = "open",
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="with --network allowlist: also allow this host and its subdomains (repeatable)"),
+    ] = None,
+    grader_model: Annotated[
+        str | None,
+        typer.Option(
+            help="judged tasks: the judge the agent's evaluate.py reaches through the grader proxy "
+            "(openai/MODEL or openai-api/SERVICE/MODEL; default: the task's judge)"
+        ),
+    ] = None,
+    grader_tokens: Annotated[
+        int, typer.Option(min=0, help="judged tasks: the agent's token budget at the grader proxy")
+    ] = 2_000_000,
     grace: Annotated[
         float, typer.Option(min=0, help="seconds between SIGTERM and SIGKILL at the deadline")
     ] = 30.0,
@@ -110,14 +135,17 @@ def run(
     evaluate, record. Everything lands in OUT/RUN_ID/ (run.json is the record)."""
     from posttrainbench.lifecycle.pipeline import run_one
 
-    if sandbox not in ("auto", "bwrap", "none"):
-        raise UserError(f"unknown sandbox '{sandbox}'; valid sandboxes: auto, bwrap, none")
-    if network not in ("open", "offline"):
-        raise UserError(f"unknown network policy '{network}'; valid: offline, open")
+    if sandbox not in get_args(SandboxName):
+        raise unknown("sandbox", sandbox, list(get_args(SandboxName)))
+    if network not in get_args(NetworkPolicy):
+        raise unknown("network policy", network, list(get_args(NetworkPolicy)))
+    if allow_host and network != "allowlist":
+        raise UserError("--allow-host only applies with --network allowlist")
     spec = RunSpec(
         task=task, model=model, agent=agent, agent_config=agent_config,
         budget_seconds=budget_seconds(hours, minutes), gpus=gpus, seed=seed,
-        sandbox=sandbox, network=network, grace_seconds=grace,
+        sandbox=sandbox, sandbox_image=sandbox_image, network=network, allow_hosts=allow_host or [],
+        grader_model=grader_model, grader_token_budget=grader_tokens, grace_seconds=grace,
     )  # fmt: skip
     run_dir, _ = run_one(spec, out, console)
     show_outcome(run_dir)
@@ -320,12 +348,27 @@ def show(run_dir: Annotated[Path, typer.Argument(help="an existing run directory
     show_outcome(RunDir.existing(run_dir))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def shell(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(help="an existing run directory")],
+) -> None:
+    """Open a shell (or run a command: `ptb shell RUN_DIR -- CMD ARGS`) inside a run's sandbox, with
+    the mount plan, environment, network policy and proxies its agent had, to inspect or debug it.
+    Writes to the workspace change the run; each session is noted in agent/shell/sessions.jsonl."""
+    from posttrainbench.lifecycle.session import shell as open_shell
+
+    command = [a for a in ctx.args if a != "--"] if ctx.args[:1] == ["--"] else list(ctx.args)
+    raise typer.Exit(open_shell(RunDir.existing(run_dir), command))
+
+
 @app.command()
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option(help="where the demo's runs and summary.json go")] = Path("ptb-demo"),
     minutes: Annotated[float, typer.Option(help="budget of the reference run, in minutes")] = 3.5,
-    sandbox: Annotated[str, typer.Option(help="auto (bubblewrap if available), bwrap, or none")] = "auto",
+    sandbox: Annotated[str, typer.Option(help=SANDBOX_HELP)] = "auto",
 ) -> None:
     """The offline demo: noop, reference and cheat-testset agents post-train ptb-tiny for the
     arith task on this machine's CPU; prints a results table and writes OUT/summary.json."""

@@ -6,4 +6,5 @@ class UserError(Exception):
 
 
 def unknown(kind: str, name: str, valid: list[str]) -> UserError:
-    return UserError(f"unknown {kind} '{name}'; valid {kind}s: {', '.join(sorted(valid))}")
+    plural = kind[:-1] + "ies" if kind.endswith("y") else kind + ("es" if kind.endswith(("x", "s")) else "s")
+    return UserError(f"unknown {kind} '{name}'; valid {plural}: {', '.join(sorted(valid))}")

@@ -53,7 +53,8 @@ class AgentInfo(BaseModel):
     description: str
 
 
-SandboxName = Literal["auto", "bwrap", "none"]
+SandboxName = Literal["auto", "bwrap", "apptainer", "none"]
+NetworkPolicy = Literal["open", "allowlist", "none"]
 
 
 class RunSpec(BaseModel):
@@ -67,7 +68,11 @@ class RunSpec(BaseModel):
     gpus: int = Field(default=0, ge=0)
     seed: int = 0
     sandbox: SandboxName = "auto"
-    network: Literal["open", "offline"] = "open"
+    sandbox_image: str | None = None  # apptainer: the container image (.sif)
+    network: NetworkPolicy = "open"
+    allow_hosts: list[str] = []  # network allowlist: added to the defaults and the agent's own hosts
+    grader_model: str | None = None  # judged tasks: the grader behind the proxy (default: the task's judge)
+    grader_token_budget: int = Field(default=2_000_000, ge=0)
     grace_seconds: float = Field(default=30.0, ge=0)
 
 
@@ -88,6 +93,8 @@ class SolveResult(BaseModel):
     cache_layer: str = ""
     detail: str = ""
     protected_before: dict[str, str] = {}
+    gpus: list[int] = []  # device minor numbers visible in the sandbox
+    network: dict = {}  # what went through the egress and grader proxies (see agent/*.jsonl)
 
 
 class FinalModelState(StrEnum):

@@ -8,6 +8,8 @@ these environment variables are set:
   PTB_TASK      the task name
   PTB_DEADLINE  the deadline as Unix seconds (timer.sh prints the time left)
   NUM_GPUS      the number of GPUs allotted (CUDA_VISIBLE_DEVICES lists them)
+plus the credentials the agent's own CLI needs (`Agent.credentials`) and nothing else of the
+harness's environment: grader and judge keys never enter the sandbox.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class AgentContext:
 
 class Agent(ABC):
     info: AgentInfo
+    # Environment variables passed through from the harness (the agent's own API key, say).
+    credentials: tuple[str, ...] = ()
+    # Hosts the agent needs under `--network allowlist` (its model API, say).
+    network_hosts: tuple[str, ...] = ()
 
     @abstractmethod
     def command(self, ctx: AgentContext) -> list[str]:
@@ -53,8 +59,11 @@ class Agent(ABC):
         return []
 
 
-def agent_environment(ctx: AgentContext, hub_cache: Path, offline: bool) -> dict[str, str]:
-    """The whole environment of the agent: built from an allowlist, nothing inherited."""
+def agent_environment(
+    ctx: AgentContext, hub_cache: Path, offline: bool, credentials: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The whole environment of the agent: built from an allowlist, nothing inherited except the
+    named credentials."""
     python_bin = str(Path(sys.executable).parent)
     env = {
         "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
@@ -69,14 +78,13 @@ def agent_environment(ctx: AgentContext, hub_cache: Path, offline: bool) -> dict
         "PTB_TASK": ctx.task,
         "PTB_DEADLINE": f"{ctx.deadline:.0f}",
         "NUM_GPUS": str(ctx.gpus),
-        "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in range(ctx.gpus)),
         "HF_HOME": str(ctx.home / ".cache" / "huggingface"),
         "HF_HUB_CACHE": str(hub_cache),
         "HF_HUB_DISABLE_TELEMETRY": "1",
     }
     if offline:
         env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    for key in ("OMP_NUM_THREADS",):
+    for key in ("OMP_NUM_THREADS", *credentials):
         if key in os.environ:
             env[key] = os.environ[key]
     return env

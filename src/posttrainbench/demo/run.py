@@ -36,7 +36,7 @@ def run_demo(out: Path, reference_minutes: float, sandbox: str, console: Console
         console.rule(f"[bold]{agent}[/] ({minutes:g} min budget)")
         spec = RunSpec(
             task=TASK, model=MODEL, agent=agent, budget_seconds=minutes * 60,
-            sandbox=sandbox, network="offline", grace_seconds=10,
+            sandbox=sandbox, network="none", grace_seconds=10,
         )  # fmt: skip
         run, rec = run_one(spec, out, console)
         o = rec.outcome

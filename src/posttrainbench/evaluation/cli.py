@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None, task: str | None = None) -> int:
     task_name = task or args.task
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from posttrainbench.evaluation.runner import EvaluationError, RunOptions, evaluate
+    from posttrainbench.sandbox.grader import judge_in_sandbox
 
     try:
         if args.limit == 0 or args.limit < -1:
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None, task: str | None = None) -> int:
                 gpu_memory_utilization=args.gpu_memory_utilization,
                 templates_dir=args.templates_dir,
                 data_dir=args.data_dir,
-                judge=getattr(args, "judge_model", None),
+                judge=getattr(args, "judge_model", None) or judge_in_sandbox(),
                 epochs=args.epochs,
                 seed=args.seed,
                 log_dir=args.log_dir,

@@ -7,105 +7,57 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import posttrainbench
-from posttrainbench import sandbox, settings, tasks
+from posttrainbench import settings
 from posttrainbench.agents import registry
-from posttrainbench.agents.base import AgentContext, AgentStartError, agent_environment
-from posttrainbench.data import DATA_DIR_ENV
+from posttrainbench.agents.base import AgentStartError
 from posttrainbench.lifecycle.prepare import populate_workspace, protected_paths
+from posttrainbench.lifecycle.session import agent_context, open_session, resolve_sandbox
 from posttrainbench.process_group import members, signal_group
+from posttrainbench.redact import Redactor
 from posttrainbench.rundir import RunDir, hash_tree
 from posttrainbench.sandbox.cache_layer import CacheLayer
-from posttrainbench.sandbox.plan import Mount, MountPlan
-from posttrainbench.specs import RunRecord, SolveEnd, SolveResult, utcnow
+from posttrainbench.specs import SolveEnd, SolveResult, utcnow
 
 Progress = Callable[[float], None]
-
-
-def mount_plan(
-    run: RunDir,
-    record: RunRecord,
-    env: dict[str, str],
-    hub_cache: Path,
-    agent_cache: Path,
-    extra_ro: list[Path],
-) -> MountPlan:
-    """Workspace writable with the task files read-only inside it; the run directory's other
-    contents and the rest of the results tree hidden; the shared model cache, this Python
-    environment and the agent's own files read-only (re-bound explicitly in case they live under
-    /tmp); the agent's copy-on-write view of the cache writable."""
-    ws = str(run.workspace)
-    code = [Path(sys.base_prefix), Path(sys.prefix), Path(posttrainbench.__file__).parent, *extra_ro]
-    mounts = [
-        Mount(kind="tmpfs", target=record.results_root),
-        *[Mount(kind="ro", source=str(p), target=str(p)) for p in code],
-        Mount(kind="rw", source=ws, target=ws),
-        *[
-            Mount(kind="ro", source=f"{ws}/{p}", target=f"{ws}/{p}")
-            for p in protected_paths(record.spec.task)
-        ],
-        Mount(kind="rw", source=str(run.agent_home), target=str(run.agent_home)),
-        Mount(kind="ro", source=str(hub_cache), target=str(hub_cache)),
-    ]
-    if agent_cache != hub_cache:
-        mounts.append(Mount(kind="rw", source=str(agent_cache), target=str(agent_cache)))
-    return MountPlan(mounts=mounts, workdir=ws, env=env, network=record.spec.network == "open")
-
-
-def task_data_env(task_name: str) -> dict[str, str]:
-    """Where the agent's evaluate.py finds the task's test data: verified (and fetched, if it is not
-    local) before the agent starts, so that it also works offline. The root filesystem is visible
-    read-only inside the sandbox, so the directory needs no mount of its own."""
-    task = tasks.get(task_name)
-    if not task.data_files:
-        return {}
-    return {DATA_DIR_ENV: str(task.data().root.parent)}
 
 
 def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
     with run.stage("solve"):
         record = run.load()
         spec = record.spec
-        hub_cache = settings.model_cache()
         agent = registry.get(spec.agent)
-        box = sandbox.resolve(spec.sandbox)
+        box = resolve_sandbox(record)
         deadline = time.time() + spec.budget_seconds
         populate_workspace(run, spec, deadline)  # pristine task files on a re-run; the real deadline
-        ctx = AgentContext(
-            workspace=run.workspace,
-            home=run.agent_home,
-            prompt=run.prompt_file.read_text(),
-            model=record.model_card,
-            task=spec.task,
-            deadline=deadline,
-            gpus=spec.gpus,
-            config=spec.agent_config,
-        )
+        ctx = agent_context(run, record, deadline)
         protected = hash_tree(run.workspace, protected_paths(spec.task))
         started_at, t0 = utcnow(), time.monotonic()
         run.agent_dir.mkdir(exist_ok=True)
-        layer = CacheLayer(hub_cache, run.agent_dir)
+        redactor = Redactor.from_environment()
+        layer, gpu_ids, network = None, [], {}
         try:
             agent.preflight(ctx)
-            with layer.mounted() as agent_cache:
-                env = agent_environment(ctx, agent_cache, offline=spec.network == "offline")
-                env.update(task_data_env(spec.task))
-                plan = mount_plan(run, record, env, hub_cache, agent_cache, agent.readonly_paths(ctx))
-                argv = box.command(plan, agent.command(ctx))
+            with open_session(run, record, agent, ctx, agent.command(ctx), box, run.agent_dir) as session:
+                layer, gpu_ids = session.layer, session.plan.gpus
+                redactor = Redactor.from_environment(extra=session.services.secrets)
                 end, code, detail = _supervise(
-                    argv, box.env(plan), plan.workdir, run.agent_log, deadline, spec.grace_seconds, progress
-                )
+                    session.argv, session.env, session.plan.workdir, run.agent_log, deadline,
+                    spec.grace_seconds, progress, redactor,
+                )  # fmt: skip
+                network = session.services.summary()
         except (AgentStartError, OSError) as e:
-            end, code, detail = SolveEnd.failed_to_start, None, str(e)
-            run.agent_log.write_text(f"[{_stamp()}] failed to start: {e}\n")
+            end, code, detail = SolveEnd.failed_to_start, None, redactor(str(e))
+            run.agent_log.write_text(f"[{_stamp()}] failed to start: {detail}\n")
+        layer = layer or CacheLayer(settings.model_cache(), run.agent_dir)
         layer.evidence(run.agent_dir / "downloads.json")
+        redactor.tree(run.agent_dir, skip=[layer.root])
+        redactor.tree(run.workspace)
         result = SolveResult(
             end=end,
             exit_code=code,
@@ -116,6 +68,8 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
             cache_layer="overlay" if layer.available else f"read-only ({layer.reason})",
             detail=detail,
             protected_before=protected,
+            gpus=gpu_ids,
+            network=network,
         )
         record = run.load()
         record.solve, record.sandbox = result, box.name
@@ -127,9 +81,9 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _pump(fd: int, log_path: Path) -> None:
-    """Copy the agent's output to the log, each line prefixed with a UTC timestamp. A line that
-    redraws itself with carriage returns (progress bars) is logged as a terminal would show it."""
+def _pump(fd: int, log_path: Path, redact: Callable[[str], str]) -> None:
+    """Copy the agent's output to the log, redacted, each line prefixed with a UTC timestamp. A line
+    that redraws itself with carriage returns (progress bars) is logged as a terminal would show it."""
 
     def shown(line: bytes) -> str:
         segments = [seg for seg in line.split(b"\r") if seg.strip()]
@@ -142,10 +96,10 @@ def _pump(fd: int, log_path: Path) -> None:
             if len(pending) > 1 << 16:  # a bar that never ends its line: keep only its last state
                 pending = pending[pending.rfind(b"\r") + 1 :][-(1 << 16) :]
             for line in lines:
-                log.write(f"[{_stamp()}] {shown(line)}\n")
+                log.write(f"[{_stamp()}] {redact(shown(line))}\n")
             log.flush()
         if pending.strip():
-            log.write(f"[{_stamp()}] {shown(pending)}\n")
+            log.write(f"[{_stamp()}] {redact(shown(pending))}\n")
 
 
 def _terminate_agent(pgid: int) -> None:
@@ -167,6 +121,7 @@ def _supervise(
     deadline: float,
     grace: float,
     progress: Progress | None,
+    redact: Callable[[str], str],
 ) -> tuple[SolveEnd, int | None, str]:
     proc = subprocess.Popen(
         argv,
@@ -177,7 +132,7 @@ def _supervise(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    pump = threading.Thread(target=_pump, args=(proc.stdout.fileno(), log_path), daemon=True)
+    pump = threading.Thread(target=_pump, args=(proc.stdout.fileno(), log_path, redact), daemon=True)
     pump.start()
     timed_out = False
     try:

@@ -10,3 +10,7 @@ class NoSandbox(Sandbox):
 
     def command(self, plan: MountPlan, argv: list[str]) -> list[str]:
         return list(argv)
+
+    def env(self, plan: MountPlan) -> dict[str, str]:
+        # Every GPU is visible: CUDA is only asked to use the allotted ones.
+        return {**plan.env, "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in plan.gpus)}

@@ -1,4 +1,9 @@
-"""The mount plan: what the agent may see and write, as data that any backend renders."""
+"""The mount plan: what the agent may see and write, as data that any backend renders.
+
+Nothing of the host is visible unless the plan (or, for bubblewrap, the fixed list of system
+directories) names it: the user's home, credential files, the harness's checkout and state, other
+runs and the results store are hidden because they are never mounted.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,8 @@ from pydantic import BaseModel
 
 
 class Mount(BaseModel):
-    """`rw`/`ro`: bind `source` at `target`; `tmpfs`: an empty private directory at `target`
-    (which also hides whatever was there)."""
+    """`rw`/`ro`: bind `source` at `target`; `tmpfs`: an empty directory at `target` that hides
+    whatever was there; binds may go inside it, nothing else can be written there."""
 
     kind: Literal["rw", "ro", "tmpfs"]
     target: str
@@ -21,7 +26,9 @@ class MountPlan(BaseModel):
     mounts: list[Mount]
     workdir: str
     env: dict[str, str]
-    network: bool = True
+    network: bool = True  # False: a private network namespace with loopback only
+    tmp: str | None = None  # host directory that backs the sandbox's private /tmp (default: memory)
+    gpus: list[int] = []  # device minor numbers (nvidia-smi indices) the sandbox may open
 
 
 class Sandbox(ABC):

@@ -36,7 +36,8 @@ def render(info: TaskInfo, benchmark: str) -> str:
         judge_usage="\n                          [--judge-model MODEL]" if judged else "",
         judge_note=(
             f"\nAnswers are graded by a judge model ({info.default_judge} by default): every run costs"
-            " judge API calls."
+            " judge API calls.\nInside a posttrainbench run the judge is reached through the harness's grader"
+            " proxy (no API key needed;\nonly the run's grader model, within a token budget; calls are logged)."
             if judged
             else ""
         ),
