@@ -18,6 +18,7 @@ class ScriptedJudge:
     def __init__(self, reply: Reply):
         self.reply = reply
         self.requests: list[list[dict]] = []
+        self.auth: list[str | None] = []  # the Authorization header of each request
         judge = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,6 +29,7 @@ class ScriptedJudge:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 messages = body["messages"]
                 judge.requests.append(messages)
+                judge.auth.append(self.headers.get("Authorization"))
                 text = judge.reply(messages)
                 if text is None:
                     self.send_response(500)

@@ -39,7 +39,7 @@ ALLOWED_ENV = {
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
 }  # fmt: skip
 
-PROBE = r'''
+PROBE = r"""
 import json, os, sys
 P = json.loads(sys.argv[1])
 out = {}
@@ -64,7 +64,7 @@ out["host_tmp_visible"] = os.path.exists(P["host_tmp_file"])
 out["env"] = sorted(os.environ)
 out["secret_in_env"] = [k for k, v in P["secrets"].items() if v in json.dumps(dict(os.environ))]
 print(json.dumps(out))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,13 @@ def planted(tmp_path_factory, ptb_home, results):
     the host's /tmp; the harness environment holds API keys."""
     base = tmp_path_factory.mktemp("planted")
     home = base / "home"
-    for rel in (".netrc", ".aws/credentials", ".config/gh/hosts.yml", ".cache/huggingface/token", ".ssh/id_ed25519"):
+    for rel in (
+        ".netrc",
+        ".aws/credentials",
+        ".config/gh/hosts.yml",
+        ".cache/huggingface/token",
+        ".ssh/id_ed25519",
+    ):
         (home / rel).parent.mkdir(parents=True, exist_ok=True)
         (home / rel).write_text("credential\n")
     (ptb_home / "state.json").write_text("{}")
@@ -99,7 +105,16 @@ def probe_run(tmp_path_factory, planted, ptb_home, results):
             str(ptb_home / "state.json"),
             *[str(p) for p in planted["home"].rglob("*") if p.is_file()],
         ],
-        "write_dirs": [str(results), str(hub), str(ptb_home), str(planted["home"]), "/usr", "/etc", "/tmp", "/"],
+        "write_dirs": [
+            str(results),
+            str(hub),
+            str(ptb_home),
+            str(planted["home"]),
+            "/usr",
+            "/etc",
+            "/tmp",
+            "/",
+        ],
         "marker": "probe-marker",
         "host_tmp_file": str(planted["host_tmp"]),
         "secrets": SECRETS,
@@ -111,7 +126,7 @@ def probe_run(tmp_path_factory, planted, ptb_home, results):
         f"cat > /tmp/probe.py <<'EOF'\n{PROBE}\nEOF\n"
         f"{sys.executable} /tmp/probe.py '{json.dumps(params)}' > probe.json\n"
         f"echo 'my token is {SECRETS['MY_SERVICE_TOKEN']}'\n{leak}\n"
-        f"mkdir -p $HOME/trace && echo '{{\"said\": \"{SECRETS['MY_SERVICE_TOKEN']}\"}}' > $HOME/trace/t.jsonl\n"
+        f'mkdir -p $HOME/trace && echo \'{{"said": "{SECRETS["MY_SERVICE_TOKEN"]}"}}\' > $HOME/trace/t.jsonl\n'
         f"echo '{SECRETS['MY_SERVICE_TOKEN']}' > notes.txt\n",
     )
     env = {**SECRETS, "HOME": str(planted["home"])}
@@ -140,7 +155,9 @@ def check_probe(out: dict, params: dict) -> None:
     assert out["secret_in_env"] == []
     # Writes outside the workspace either fail or land in the sandbox's private /tmp; on the host
     # no marker appears anywhere (checked by the callers, after the sandbox is gone).
-    assert out["created"]["/usr"] is False and out["created"]["/etc"] is False and out["created"]["/"] is False
+    assert (
+        out["created"]["/usr"] is False and out["created"]["/etc"] is False and out["created"]["/"] is False
+    )
 
 
 def test_agent_is_confined(probe_run):

@@ -9,6 +9,7 @@ in-sandbox bridge exposes it as PTB_GRADER_BASE_URL on 127.0.0.1) that
 - forwards the rest upstream with the real key, and logs every call (never its content) to
   `agent/grader.jsonl`.
 A call that starts under the budget may end over it by its own usage; the next one is refused.
+The budget counts what is already in the log, so it holds across sessions that share one.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ class GraderProxy:
     def __init__(self, socket_path: Path, log_path: Path, upstream: Upstream, token: str, budget: int):
         self.socket_path, self.log_path = socket_path, log_path
         self.upstream, self.token, self.budget = upstream, token, budget
-        self.used = 0
+        # The budget holds across sessions that share a log (a re-run solve, `ptb shell`).
+        lines = log_path.read_text().splitlines() if log_path.is_file() else []
+        self.used = sum(GraderCall.model_validate_json(line).total_tokens for line in lines)
         self.runner: web.AppRunner | None = None
         self.session: aiohttp.ClientSession | None = None
 
