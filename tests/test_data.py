@@ -104,15 +104,21 @@ def test_every_task_pins_every_file():
 
 
 def test_agent_is_told_where_the_task_data_is(monkeypatch, tmp_path, mirror):
-    from posttrainbench.lifecycle.solve import task_data_env
+    from posttrainbench.lifecycle.session import task_data
+    from posttrainbench.sandbox.plan import Mount
 
     monkeypatch.setenv("PTB_DATA_DIR", str(SHARED_DATA))
-    assert task_data_env("gpqamain") == {"PTB_DATA_DIR": str(SHARED_DATA)}
-    assert task_data_env("arith") == {}  # generated in the package, nothing to fetch
+    root = str(SHARED_DATA)
+    assert task_data("gpqamain") == (
+        {"PTB_DATA_DIR": root},
+        [Mount(kind="ro", source=root, target=root)],  # visible inside the sandbox, read-only
+    )
+    assert task_data("arith") == ({}, [])  # generated in the package, nothing to fetch
     # Without local data the files are fetched before the agent starts, so its evaluate.py works offline.
     url, _, requests = mirror
     monkeypatch.delenv("PTB_DATA_DIR")
     monkeypatch.setenv("PTB_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PTB_DATA_MIRROR", url)
-    assert task_data_env("aime2025") == {"PTB_DATA_DIR": str(tmp_path / "home" / "data")}
+    env, _ = task_data("aime2025")
+    assert env == {"PTB_DATA_DIR": str(tmp_path / "home" / "data")}
     assert requests and (tmp_path / "home" / "data" / "aime2025").is_dir()
