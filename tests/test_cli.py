@@ -56,6 +56,8 @@ def _with(option: str, value: str) -> list[str]:
         (_with("--minutes", "0"), "time budget must be positive"),
         ([*BASE, "--sandbox", "docker"], "valid sandboxes: apptainer, auto, bwrap, none"),
         ([*BASE, "--network", "lan"], "valid network policies: allowlist, none, open"),
+        ([*BASE, "--allow-host", "example.org"], "--allow-host only applies with --network allowlist"),
+        ([*BASE, "--judge-model", "openai/gpt-4o"], "arith is scored without a judge"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(ptb_home, args, expect):

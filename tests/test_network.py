@@ -147,16 +147,13 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.skip(
-    reason="hangs in `ptb run`'s final evaluation of a judged task (default judge, no key); issue 4 note"
-)
 def test_grader_proxy_serves_evaluate_py_and_refuses_the_rest(results, tmp_path, monkeypatch):
     with ScriptedJudge(lambda messages: "Both are fine. My final verdict is [[A=B]].") as judge:
         monkeypatch.setenv("JUDGE_BASE_URL", judge.url)
         monkeypatch.setenv("JUDGE_API_KEY", "judge-key-0123456789abcdef")
         monkeypatch.setenv("PTB_DATA_DIR", str(SHARED_DATA))
         run = quick_run(results, tmp_path, "--task", "arenahardwriting", "--network", "none",
-                        "--grader-model", "openai-api/judge/grader-1", "--grader-tokens", "60")  # fmt: skip
+                        "--judge-model", "openai-api/judge/grader-1", "--grader-tokens", "60", "--eval-limit", "1")  # fmt: skip
         model = models.snapshot(models.get("ptb-tiny"), settings.model_cache())
         # The agent-facing evaluate.py, unchanged, in the sandbox: 1 question, 2 games, 2 judge calls.
         evaluation = ptb("shell", str(run), "--", sys.executable, "evaluate.py", "--model-path", str(model),
@@ -176,8 +173,12 @@ def test_grader_proxy_serves_evaluate_py_and_refuses_the_rest(results, tmp_path,
     assert out["allowed"] == [200, "Both are fine. My final verdict is [[A=B]]."]
     assert out["streamed"] == [200, "Both are fine. My final verdict is [[A=B]]."]
     assert out["over_budget"][0] == 403 and "budget is spent (60/60" in out["over_budget"][1]
-    # Upstream saw the real key, and only the calls the proxy let through (2 + 2).
-    assert judge.auth == ["Bearer judge-key-0123456789abcdef"] * 4
+    # Upstream saw the real key: the run's baseline evaluation (1 question, 2 games, judged directly with
+    # --judge-model) and then only the calls the proxy let through (2 + 2).
+    assert judge.auth == ["Bearer judge-key-0123456789abcdef"] * 6
+    base = json.loads((results / "baselines/arenahardwriting__ptb-tiny__judge-openai-api-judge-grader-1"
+                                  "__limit-1/metrics.json").read_text())  # fmt: skip
+    assert (base["judge_model"], base["n"], base["judge_calls"]) == ("openai-api/judge/grader-1", 1, 2)
     calls = [json.loads(line) for line in (run / "agent/shell/grader.jsonl").read_text().splitlines()]
     assert [c["status"] for c in calls] == [200, 200, 403, 401, 200, 200, 403]
     assert [c["used_after"] for c in calls if c["status"] == 200] == [15, 30, 45, 60]

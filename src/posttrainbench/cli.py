@@ -116,11 +116,12 @@ def run(
         list[str] | None,
         typer.Option(help="with --network allowlist: also allow this host and its subdomains (repeatable)"),
     ] = None,
-    grader_model: Annotated[
+    judge_model: Annotated[
         str | None,
         typer.Option(
-            help="judged tasks: the judge the agent's evaluate.py reaches through the grader proxy "
-            "(openai/MODEL or openai-api/SERVICE/MODEL; default: the task's judge)"
+            help="judged tasks: the judge of the final evaluation, which the agent's evaluate.py also "
+            "reaches through the grader proxy (openai/MODEL or openai-api/SERVICE/MODEL; default: the "
+            "task's judge)"
         ),
     ] = None,
     grader_tokens: Annotated[
@@ -130,6 +131,14 @@ def run(
         float, typer.Option(min=0, help="seconds between SIGTERM and SIGKILL at the deadline")
     ] = 30.0,
     seed: Annotated[int, typer.Option(help="seed recorded with the run")] = 0,
+    eval_limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="smoke test: evaluate only the first N samples (the score is not comparable and the "
+            "leaderboard leaves the run out)",
+        ),
+    ] = None,
 ) -> None:
     """Run one agent on one (task, base model) end to end: prepare, solve, collect, check,
     evaluate, record. Everything lands in OUT/RUN_ID/ (run.json is the record)."""
@@ -141,11 +150,14 @@ def run(
         raise unknown("network policy", network, list(get_args(NetworkPolicy)))
     if allow_host and network != "allowlist":
         raise UserError("--allow-host only applies with --network allowlist")
+    if judge_model and tasks.get(task).info.default_judge is None:
+        raise UserError(f"--judge-model only applies to judged tasks; {task} is scored without a judge")
     spec = RunSpec(
         task=task, model=model, agent=agent, agent_config=agent_config,
         budget_seconds=budget_seconds(hours, minutes), gpus=gpus, seed=seed,
         sandbox=sandbox, sandbox_image=sandbox_image, network=network, allow_hosts=allow_host or [],
-        grader_model=grader_model, grader_token_budget=grader_tokens, grace_seconds=grace,
+        judge_model=judge_model, grader_token_budget=grader_tokens, grace_seconds=grace,
+        eval_limit=eval_limit,
     )  # fmt: skip
     run_dir, _ = run_one(spec, out, console)
     show_outcome(run_dir)

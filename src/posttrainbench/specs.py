@@ -71,9 +71,14 @@ class RunSpec(BaseModel):
     sandbox_image: str | None = None  # apptainer: the container image (.sif)
     network: NetworkPolicy = "open"
     allow_hosts: list[str] = []  # network allowlist: added to the defaults and the agent's own hosts
-    grader_model: str | None = None  # judged tasks: the grader behind the proxy (default: the task's judge)
+    # Judged tasks: the judge of the final evaluation, also the grader behind the agent's proxy
+    # (default: the task's judge).
+    judge_model: str | None = None
     grader_token_budget: int = Field(default=2_000_000, ge=0)
     grace_seconds: float = Field(default=30.0, ge=0)
+    # Smoke runs: evaluate only the first N samples. Such scores are not comparable; the leaderboard
+    # leaves them out.
+    eval_limit: int | None = Field(default=None, gt=0)
 
 
 class SolveEnd(StrEnum):

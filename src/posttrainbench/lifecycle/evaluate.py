@@ -8,6 +8,7 @@ evaluated the same way once per (task, model) and kept in RESULTS/baselines/.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,12 @@ class EvaluationFailed(RuntimeError):
 
 
 def evaluate_model(
-    task: str, model_path: Path, out_file: Path, log_dir: Path, limit: int = -1
+    task: str,
+    model_path: Path,
+    out_file: Path,
+    log_dir: Path,
+    limit: int | None = None,
+    judge: str | None = None,
 ) -> EvalMetrics:
     """Evaluate in a fresh process; on failure retry down the task's token-budget ladder."""
     info = tasks.get(task).info
@@ -39,7 +45,8 @@ def evaluate_model(
             sys.executable, "-m", "posttrainbench.evaluation",
             "--task", task,
             "--model-path", str(model_path),
-            "--limit", str(limit),
+            "--limit", str(limit or -1),
+            *(["--judge-model", judge] if judge else []),
             "--max-tokens", str(max_tokens),
             "--templates-dir", str(models.TEMPLATES_DIR),
             "--json-output-file", str(out_file),
@@ -62,8 +69,21 @@ def evaluate_model(
     raise EvaluationFailed("; ".join(failures))
 
 
+def judge(record: RunRecord) -> str | None:
+    """The final evaluation's judge: the run's own (--judge-model), else the task's default."""
+    return record.spec.judge_model or tasks.get(record.spec.task).info.default_judge
+
+
 def baseline_dir(record: RunRecord) -> Path:
-    return Path(record.results_root) / "baselines" / f"{record.spec.task}__{record.spec.model}"
+    """One baseline per (task, model) and, where they differ from the defaults, per judge and
+    sample limit: a score under another judge or on fewer samples is another number."""
+    spec = record.spec
+    name = f"{spec.task}__{spec.model}"
+    if spec.judge_model and spec.judge_model != tasks.get(spec.task).info.default_judge:
+        name += "__judge-" + re.sub(r"[^A-Za-z0-9._-]+", "-", spec.judge_model)
+    if spec.eval_limit:
+        name += f"__limit-{spec.eval_limit}"
+    return Path(record.results_root) / "baselines" / name
 
 
 def baseline(record: RunRecord) -> EvalMetrics:
@@ -74,7 +94,7 @@ def baseline(record: RunRecord) -> EvalMetrics:
     if out.is_file():
         return EvalMetrics.model_validate_json(out.read_text())
     snapshot = models.snapshot(record.model_card, settings.model_cache())
-    return evaluate_model(spec.task, snapshot, out, base_dir / "eval")
+    return evaluate_model(spec.task, snapshot, out, base_dir / "eval", spec.eval_limit, judge(record))
 
 
 def evaluate(run: RunDir) -> EvalMetrics | None:
@@ -85,4 +105,7 @@ def evaluate(run: RunDir) -> EvalMetrics | None:
         if record.final_model is None or record.final_model.state != FinalModelState.ok:
             run.metrics_file.unlink(missing_ok=True)
             return None
-        return evaluate_model(record.spec.task, run.final_model, run.metrics_file, run.eval_dir)
+        return evaluate_model(
+            record.spec.task, run.final_model, run.metrics_file, run.eval_dir,
+            record.spec.eval_limit, judge(record),
+        )  # fmt: skip

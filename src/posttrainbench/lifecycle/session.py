@@ -86,7 +86,7 @@ def grader_upstream(record: RunRecord) -> Upstream | None:
     judge = tasks.get(record.spec.task).info.default_judge
     if judge is None:
         return None
-    return Upstream.from_judge(record.spec.grader_model or judge)
+    return Upstream.from_judge(record.spec.judge_model or judge)
 
 
 def resolve_sandbox(record: RunRecord) -> Sandbox:
