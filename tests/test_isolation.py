@@ -204,3 +204,33 @@ def test_shell_runs_a_command_and_returns_its_status(probe_run):
     assert proc.stdout.strip() == str(run / "workspace")
     missing = ptb("shell", str(run.parent / "nope"))
     assert missing.returncode == 2 and "not a run directory" in missing.stderr
+
+
+def test_record_redacts_evaluation_logs_and_the_record(probe_run, tmp_path, monkeypatch):
+    """Secrets that reach the harness's own outputs after solve (an inspect log, a stage error in
+    run.json) are redacted when the run is recorded; the log stays readable by inspect."""
+    from inspect_ai import Task
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.dataset import Sample
+    from inspect_ai.log import read_eval_log
+
+    run, *_ = probe_run
+    secret = SECRETS["MY_SERVICE_TOKEN"]
+    [log] = inspect_eval(Task(dataset=[Sample(input=f"the token is {secret}", target="x")]),
+                         model="mockllm/model", log_dir=str(tmp_path), display="none")  # fmt: skip
+    planted_log = run / "eval" / Path(log.location).name
+    planted_log.parent.mkdir(exist_ok=True)
+    shutil.copy(log.location, planted_log)
+    assert secret in read_eval_log(str(planted_log)).samples[0].input
+    rec = record(run)
+    rec["stages"]["evaluate"]["error"] = f"RuntimeError: upstream said {secret}"
+    (run / "run.json").write_text(json.dumps(rec))
+
+    monkeypatch.setenv("MY_SERVICE_TOKEN", secret)
+    ptb("check", str(run), check=True)  # re-runs the integrity checks, then record
+    sample = read_eval_log(str(planted_log)).samples[0]
+    assert sample.input == "the token is [REDACTED:MY_SERVICE_TOKEN]"
+    assert (
+        record(run)["stages"]["evaluate"]["error"]
+        == "RuntimeError: upstream said [REDACTED:MY_SERVICE_TOKEN]"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,6 +43,7 @@ TEXT_SUFFIXES = {
     ".csv",
     ".html",
 }
+ARCHIVE_SUFFIXES = {".eval"}  # inspect's logs: zip archives of JSON
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
@@ -83,15 +85,46 @@ class Redactor:
         tmp.replace(path)
         return True
 
+    def archive(self, path: Path) -> bool:
+        """Redact the text members of a zip archive (an inspect .eval log); True when it changed.
+        The archive is rewritten only when a member changed, with each member's compression kept."""
+        try:
+            with zipfile.ZipFile(path) as z:
+                members = [(info, z.read(info)) for info in z.infolist()]
+        except (OSError, zipfile.BadZipFile):
+            return False
+        changed = False
+        cleaned = []
+        for info, data in members:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                cleaned.append((info, data))
+                continue
+            clean = self(text)
+            changed |= clean != text
+            cleaned.append((info, clean.encode("utf-8")))
+        if not changed:
+            return False
+        tmp = path.with_name(f".{path.name}.redact")
+        with zipfile.ZipFile(tmp, "w") as z:
+            for info, data in cleaned:
+                z.writestr(info, data)
+        tmp.chmod(path.stat().st_mode & 0o777)
+        tmp.replace(path)
+        return True
+
     def tree(self, root: Path, skip: Iterable[Path] = ()) -> list[Path]:
-        """Redact every text file under root (by suffix, up to 64 MiB), except under `skip`."""
+        """Redact every text file and inspect log under root (by suffix, up to 64 MiB), except
+        under `skip`."""
         skipped = [p.resolve() for p in skip]
         changed = []
         for path in sorted(root.rglob("*")) if root.is_dir() else []:
-            if path.suffix.lower() not in TEXT_SUFFIXES or path.is_symlink() or not path.is_file():
+            suffix = path.suffix.lower()
+            if suffix not in TEXT_SUFFIXES | ARCHIVE_SUFFIXES or path.is_symlink() or not path.is_file():
                 continue
             if any(path.resolve().is_relative_to(s) for s in skipped) or path.stat().st_size > MAX_FILE_BYTES:
                 continue
-            if self.file(path):
+            if self.archive(path) if suffix in ARCHIVE_SUFFIXES else self.file(path):
                 changed.append(path)
         return changed

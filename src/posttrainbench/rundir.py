@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from posttrainbench.errors import UserError
+from posttrainbench.redact import Redactor
 from posttrainbench.specs import RunRecord, StageTiming, utcnow
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
@@ -54,7 +55,7 @@ class RunDir:
         try:
             yield
         except BaseException as e:
-            error = f"{type(e).__name__}: {e}"
+            error = Redactor.from_environment()(f"{type(e).__name__}: {e}")
             raise
         finally:
             record = self.load()

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from posttrainbench.evaluation.metrics import EvalMetrics
 from posttrainbench.lifecycle.evaluate import baseline_dir
+from posttrainbench.redact import Redactor
 from posttrainbench.rundir import RunDir
+from posttrainbench.sandbox.cache_layer import CacheLayer
 from posttrainbench.specs import FailureClass, FinalModelState, Outcome, RunRecord, SolveEnd, Verdict
 
 PACKAGES = ("posttrainbench", "torch", "transformers", "trl", "inspect_ai", "inspect_evals", "pydantic")
@@ -81,9 +83,15 @@ def outcome(run: RunDir, record: RunRecord) -> Outcome:
 
 
 def record(run: RunDir) -> RunRecord:
+    """Write the outcome, then redact what the later stages saved: the record, metrics, integrity
+    evidence and the evaluation logs of the run and its baseline. The workspace and final_model were
+    redacted when the agent stopped (the final model's hashes are taken from that state)."""
     with run.stage("record"):
         rec = run.load()
         rec.outcome = outcome(run, rec)
         rec.versions = versions()
         run.save(rec)
+        redactor = Redactor.from_environment()
+        redactor.tree(run.path, skip=[run.workspace, run.final_model, CacheLayer.root_of(run.agent_dir)])
+        redactor.tree(baseline_dir(rec))
     return run.load()

@@ -51,7 +51,7 @@ class CacheLayer:
 
     def __init__(self, shared: Path, agent_dir: Path):
         self.shared = shared
-        self.root = agent_dir / "cache"
+        self.root = self.root_of(agent_dir)
         self.upper, self.work, self.merged = self.root / "upper", self.root / "work", self.root / "merged"
         self.binary = shutil.which("fuse-overlayfs")
         self.unmount = shutil.which("fusermount3") or shutil.which("fusermount")
@@ -62,6 +62,10 @@ class CacheLayer:
             self.reason = "a cache path contains ',' or ':', which overlay options cannot express"
         else:
             self.reason = ""
+
+    @staticmethod
+    def root_of(agent_dir: Path) -> Path:
+        return agent_dir / "cache"
 
     @property
     def available(self) -> bool:
