@@ -63,6 +63,8 @@ out["workspace_write"] = attempt(lambda: create("."))
 out["host_tmp_visible"] = os.path.exists(P["host_tmp_file"])
 out["env"] = sorted(os.environ)
 out["secret_in_env"] = [k for k, v in P["secrets"].items() if v in json.dumps(dict(os.environ))]
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+out["capabilities"] = [status[k].strip() for k in ("CapEff", "CapPrm")]
 print(json.dumps(out))
 """
 
@@ -153,6 +155,9 @@ def check_probe(out: dict, params: dict) -> None:
     assert out["host_tmp_visible"] is False
     assert set(out["env"]) <= ALLOWED_ENV, set(out["env"]) - ALLOWED_ENV
     assert out["secret_in_env"] == []
+    # None, even when the harness runs as root; exec cannot bring them back (no_new_privs): the probe
+    # is itself an exec from the agent's shell.
+    assert out["capabilities"] == ["0000000000000000"] * 2
     # Writes outside the workspace either fail or land in the sandbox's private /tmp; on the host
     # no marker appears anywhere (checked by the callers, after the sandbox is gone).
     assert (

@@ -169,17 +169,29 @@ def test_bwrap_exposes_only_the_allotted_gpu_devices():
 
 
 def test_gpu_discovery_and_allotment(tmp_path):
-    for minor, bus in ((0, "0000:18:00.0"), (1, "0000:2a:00.0")):
+    # the driver's /proc/driver/nvidia/gpus/<bus>/information, as on an H100 host
+    for minor, bus, uuid in (
+        (0, "0000:18:00.0", "GPU-1a2b3c4d-0000"),
+        (1, "0000:2a:00.0", "GPU-5e6f7a8b-1111"),
+    ):
         (tmp_path / bus).mkdir()
-        (tmp_path / bus / "information").write_text(f"Model: \t\t NVIDIA H100\nDevice Minor: \t {minor}\n")
+        (tmp_path / bus / "information").write_text(
+            f"Model: \t\t NVIDIA H100\nIRQ:   \t\t 42\nGPU UUID: \t {uuid}\nDevice Minor: \t {minor}\n"
+        )
     assert {m: p.name for m, p in gpus.proc_entries(tmp_path).items()} == {
         0: "0000:18:00.0",
         1: "0000:2a:00.0",
     }
     assert gpus.allot(2, {"CUDA_VISIBLE_DEVICES": "3,5,6"}) == [3, 5]
+    # HTCondor names the GPUs it assigns by UUID
+    assert gpus.allot(1, {"CUDA_VISIBLE_DEVICES": "GPU-5e6f7a8b-1111"}, tmp_path) == [1]
     assert gpus.allot(0, {}) == []
     with pytest.raises(ValueError, match="2 GPU"):
         gpus.allot(2, {"CUDA_VISIBLE_DEVICES": "4"})
+    with pytest.raises(ValueError, match="only 0 available"):
+        gpus.allot(1, {"CUDA_VISIBLE_DEVICES": ""})  # the scheduler gave this job no GPU
+    with pytest.raises(ValueError, match="not a GPU index or the UUID"):
+        gpus.allot(1, {"CUDA_VISIBLE_DEVICES": "GPU-99999999-2222"}, tmp_path)
 
 
 def test_agent_gets_only_its_own_credentials(monkeypatch, tmp_path):

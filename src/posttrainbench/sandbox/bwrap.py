@@ -5,6 +5,7 @@ only the allotted GPUs, and the root itself is read-only once everything is moun
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from functools import cache
 
@@ -20,7 +21,7 @@ class Bubblewrap(Sandbox):
     name = "bwrap"
 
     def __init__(self, binary: str = "bwrap"):
-        self.binary = binary
+        self.binary = shutil.which(binary) or binary  # bwrap starts with a minimal PATH (see env)
 
     @staticmethod
     @cache
@@ -37,6 +38,11 @@ class Bubblewrap(Sandbox):
 
     def command(self, plan: MountPlan, argv: list[str]) -> list[str]:
         cmd = [self.binary, "--die-with-parent", "--unshare-pid", "--unshare-ipc"]
+        if os.geteuid() == 0:
+            # Started by root (containers, some clusters), bwrap leaves the sandboxed process every
+            # capability: it could mount, create device nodes (the NVIDIA tools then add every
+            # GPU's) or remount the root read-write. Dropped from the bounding set, none come back.
+            cmd += ["--cap-drop", "ALL"]
         if not plan.network:
             cmd.append("--unshare-net")
         for d in SYSTEM_DIRS:

@@ -12,17 +12,34 @@ PROC_GPUS = Path("/proc/driver/nvidia/gpus")
 CONTROL_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
 
 
-def proc_entries(root: Path = PROC_GPUS) -> dict[int, Path]:
-    """device minor -> the driver's directory for that GPU (/proc/driver/nvidia/gpus/<bus id>)."""
-    entries = {}
+def _information(root: Path) -> dict[Path, str]:
+    out = {}
     for d in sorted(root.iterdir()) if root.is_dir() else []:
         try:
-            found = re.search(r"Device Minor:\s*(\d+)", (d / "information").read_text())
+            out[d] = (d / "information").read_text()
         except OSError:
             continue
-        if found:
-            entries[int(found.group(1))] = d
-    return entries
+    return out
+
+
+def proc_entries(root: Path = PROC_GPUS) -> dict[int, Path]:
+    """device minor -> the driver's directory for that GPU (/proc/driver/nvidia/gpus/<bus id>)."""
+    return {
+        int(m.group(1)): d
+        for d, info in _information(root).items()
+        if (m := re.search(r"Device Minor:\s*(\d+)", info))
+    }
+
+
+def uuids(root: Path = PROC_GPUS) -> dict[str, int]:
+    """GPU UUID (GPU-...) -> device minor, from the driver's /proc entries."""
+    out = {}
+    for info in _information(root).values():
+        minor = re.search(r"Device Minor:\s*(\d+)", info)
+        uuid = re.search(r"GPU UUID:\s*(GPU-[0-9a-fA-F-]+)", info)
+        if minor and uuid:
+            out[uuid.group(1).lower()] = int(minor.group(1))
+    return out
 
 
 def installed() -> list[int]:
@@ -32,14 +49,31 @@ def installed() -> list[int]:
     )
 
 
-def allot(count: int, environ: dict[str, str] | None = None) -> list[int]:
-    """The first `count` GPUs the harness itself was given: the indices in its CUDA_VISIBLE_DEVICES
+def _visible(value: str, by_uuid: dict[str, int]) -> list[int]:
+    """CUDA_VISIBLE_DEVICES as device minors: indices (as Slurm and users set it) or GPU UUIDs (as
+    HTCondor sets it); empty means no GPU."""
+    pool = []
+    for item in (i.strip() for i in value.split(",") if i.strip()):
+        if item.isdigit():
+            pool.append(int(item))
+        elif item.lower() in by_uuid:
+            pool.append(by_uuid[item.lower()])
+        else:
+            raise ValueError(
+                f"CUDA_VISIBLE_DEVICES names {item!r}, which is not a GPU index or the UUID of a GPU on "
+                "this machine (MIG instances are not supported)"
+            )
+    return pool
+
+
+def allot(count: int, environ: dict[str, str] | None = None, proc_root: Path = PROC_GPUS) -> list[int]:
+    """The first `count` GPUs the harness itself was given: those in its CUDA_VISIBLE_DEVICES
     (set by Slurm, HTCondor or the user), else the machine's GPUs in order."""
     if count == 0:
         return []
     visible = (environ if environ is not None else os.environ).get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and re.fullmatch(r"\d+(,\d+)*", visible.strip()):
-        pool = [int(i) for i in visible.split(",")]
+    if visible is not None:
+        pool = _visible(visible, uuids(proc_root) if "GPU-" in visible.upper() else {})
     else:
         pool = installed()
     if len(pool) < count:
