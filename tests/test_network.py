@@ -179,6 +179,7 @@ def test_grader_proxy_serves_evaluate_py_and_refuses_the_rest(results, tmp_path,
     base = json.loads((results / "baselines/arenahardwriting__ptb-tiny__judge-openai-api-judge-grader-1"
                                   "__limit-1/metrics.json").read_text())  # fmt: skip
     assert (base["judge_model"], base["n"], base["judge_calls"]) == ("openai-api/judge/grader-1", 1, 2)
+    assert "smoke run: scored on the first 1 samples only" in record(run)["outcome"]["counted_reason"]
     calls = [json.loads(line) for line in (run / "agent/shell/grader.jsonl").read_text().splitlines()]
     assert [c["status"] for c in calls] == [200, 200, 403, 401, 200, 200, 403]
     assert [c["used_after"] for c in calls if c["status"] == 200] == [15, 30, 45, 60]

@@ -67,6 +67,8 @@ def outcome(run: RunDir, record: RunRecord) -> Outcome:
     else:
         counted, reason = base, "no final evaluation: counts as the base model"
 
+    if record.spec.eval_limit:
+        reason += f"; smoke run: scored on the first {record.spec.eval_limit} samples only, not comparable"
     complete = not (failed_stages - {"record"}) and {"solve", "collect", "check", "evaluate"} <= set(
         record.stages
     )
