@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from posttrainbench import models, sandbox
+from posttrainbench.agents import registry
 from posttrainbench.agents.base import AgentContext, agent_environment
 from posttrainbench.errors import UserError
 from posttrainbench.sandbox import gpus
@@ -198,10 +199,11 @@ def test_agent_gets_only_its_own_credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-mine")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-judge")
     ctx = AgentContext(workspace=tmp_path, home=tmp_path, prompt="p", model=models.get("ptb-tiny"), task="arith",
-                       deadline=0, gpus=0, config="")  # fmt: skip
-    env = agent_environment(ctx, tmp_path, offline=False, credentials=("ANTHROPIC_API_KEY",))
+                       deadline=0, gpus=0, config="claude-opus-4-6")  # fmt: skip
+    env = agent_environment(ctx, tmp_path, offline=False, agent=registry.get("claude-code"))
     assert env["ANTHROPIC_API_KEY"] == "sk-ant-mine" and "OPENAI_API_KEY" not in env
-    assert "OPENAI_API_KEY" not in agent_environment(ctx, tmp_path, offline=False)
+    noop = agent_environment(ctx, tmp_path, offline=False, agent=registry.get("noop"))
+    assert "OPENAI_API_KEY" not in noop and "ANTHROPIC_API_KEY" not in noop
 
 
 def test_egress_host_patterns():

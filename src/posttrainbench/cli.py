@@ -131,6 +131,16 @@ def run(
         float, typer.Option(min=0, help="seconds between SIGTERM and SIGKILL at the deadline")
     ] = 30.0,
     seed: Annotated[int, typer.Option(help="seed recorded with the run")] = 0,
+    continue_until_deadline: Annotated[
+        bool,
+        typer.Option(
+            help="when the agent exits with more than --continue-margin left, resume its session with a "
+            "fixed 'time remains' message, until the deadline (the CLI agents; recorded in run.json)"
+        ),
+    ] = False,
+    continue_margin: Annotated[
+        float, typer.Option(min=0, help="minutes left below which an exited agent is not resumed")
+    ] = 30.0,
     eval_limit: Annotated[
         int | None,
         typer.Option(
@@ -157,7 +167,8 @@ def run(
         budget_seconds=budget_seconds(hours, minutes), gpus=gpus, seed=seed,
         sandbox=sandbox, sandbox_image=sandbox_image, network=network, allow_hosts=allow_host or [],
         judge_model=judge_model, grader_token_budget=grader_tokens, grace_seconds=grace,
-        eval_limit=eval_limit,
+        eval_limit=eval_limit, continue_until_deadline=continue_until_deadline,
+        continue_margin_minutes=continue_margin,
     )  # fmt: skip
     run_dir, _ = run_one(spec, out, console)
     show_outcome(run_dir)
@@ -373,6 +384,66 @@ def shell(
 
     command = [a for a in ctx.args if a != "--"] if ctx.args[:1] == ["--"] else list(ctx.args)
     raise typer.Exit(open_shell(RunDir.existing(run_dir), command))
+
+
+@app.command()
+@user_errors
+def trace(
+    run_dir: Annotated[Path, typer.Argument(help="an existing run directory")],
+    html: Annotated[
+        Path | None,
+        typer.Option(help="write a standalone HTML page of the trace here instead of printing it"),
+    ] = None,
+    full: Annotated[bool, typer.Option(help="print every event's text in full (default: clipped)")] = False,
+) -> None:
+    """Print a run's agent trace as a readable transcript: messages, reasoning, tool calls and their
+    results, errors, with the summary (turns, tool calls, tokens, cost, time) on top. The events are
+    RUN_DIR/agent/trace.jsonl, the summary RUN_DIR/agent/summary.json."""
+    from posttrainbench.traces import render
+
+    run = RunDir.existing(run_dir)
+    events, summary = render.load(run.agent_dir)
+    if not events and summary is None:
+        raise UserError(f"{run_dir} has no trace yet (agent/trace.jsonl is written when solve ends)")
+    if html:
+        html.write_text(render.html_page(run.path.name, events, summary), encoding="utf-8")
+        console.print(f"wrote {html}")
+    else:
+        render.print_transcript(console, events, summary, None if full else 2000)
+
+
+agents_app = typer.Typer(
+    help="Install the CLI agents (Claude Code, Codex, Gemini CLI, OpenCode) at their pinned versions."
+)
+app.add_typer(agents_app, name="agents")
+
+
+@agents_app.command("install")
+@user_errors
+def agents_install(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="CLI agents to install (default: all four)", show_default=False)
+    ] = None,
+    force: Annotated[bool, typer.Option(help="reinstall even when the pinned version is present")] = False,
+) -> None:
+    """npm-install each CLI agent at its pinned version into PTB_AGENTS_DIR (default
+    $PTB_HOME/agents/NAME-VERSION), which the sandbox mounts read-only. Needs Node.js 20+ and npm."""
+    from posttrainbench.agents.cli.base import CliAgent, agents_dir
+
+    clis = {n: a for n, a in registry.AGENTS.items() if isinstance(a, CliAgent)}
+    for name in names or list(clis):
+        if name not in clis:
+            raise unknown("CLI agent", name, list(clis))
+        agent = clis[name]
+        if agent.installed() and not force:
+            console.print(f"{name}: {agent.package}@{agent.version} already installed ({agent.install_dir})")
+            continue
+        with console.status(f"{name}: npm install {agent.package}@{agent.version}"):
+            version = agent.install()
+        console.print(
+            f"{name}: installed {agent.package}@{agent.version} -> {version!r} in {agent.install_dir}"
+        )
+    console.print(f"agents directory: {agents_dir()}", style="dim")
 
 
 @app.command()

@@ -79,6 +79,10 @@ class RunSpec(BaseModel):
     # Smoke runs: evaluate only the first N samples. Such scores are not comparable; the leaderboard
     # leaves them out.
     eval_limit: int | None = Field(default=None, gt=0)
+    # Continuation: an agent that exits with more than the margin left resumes its session with a
+    # fixed "time remains" message, until the deadline (agents that can resume: the CLIs).
+    continue_until_deadline: bool = False
+    continue_margin_minutes: float = Field(default=30.0, ge=0)
 
 
 class SolveEnd(StrEnum):
@@ -86,6 +90,29 @@ class SolveEnd(StrEnum):
     crashed = "crashed"
     deadline = "deadline"
     failed_to_start = "failed_to_start"
+
+
+class SolveAttempt(BaseModel):
+    """One run of the agent's process: the first, then each continuation."""
+
+    started_at: str
+    seconds: float
+    end: SolveEnd
+    exit_code: int | None
+    message: str | None = None  # the continuation message it was resumed with
+
+
+class AgentFailureClass(StrEnum):
+    provider_error = "provider_error"  # 429, 5xx, 529 overloaded, network failures
+    auth_failed = "auth_failed"  # 401/403, expired or refused credentials
+    spend_limit = "spend_limit"  # quota, billing or subscription limits
+    agent_hung = "agent_hung"  # silent, with nothing running, until the deadline
+
+
+class AgentFailure(BaseModel):
+    failure: AgentFailureClass
+    evidence: str  # the error as the CLI reported it (redacted)
+    status: int | None = None
 
 
 class SolveResult(BaseModel):
@@ -100,6 +127,9 @@ class SolveResult(BaseModel):
     protected_before: dict[str, str] = {}
     gpus: list[int] = []  # device minor numbers visible in the sandbox
     network: dict = {}  # what went through the egress and grader proxies (see agent/*.jsonl)
+    attempts: list[SolveAttempt] = []
+    agent_setup: dict = {}  # CLI agents: version, model, effort, auth mode, base URL (never a secret)
+    agent_failure: AgentFailure | None = None
 
 
 class FinalModelState(StrEnum):
@@ -144,6 +174,10 @@ class FailureClass(StrEnum):
     unloadable_final_model = "unloadable_final_model"
     evaluation_failed = "evaluation_failed"
     harness_error = "harness_error"
+    provider_error = "provider_error"
+    auth_failed = "auth_failed"
+    spend_limit = "spend_limit"
+    agent_hung = "agent_hung"
 
 
 class Outcome(BaseModel):

@@ -8,8 +8,8 @@ these environment variables are set:
   PTB_TASK      the task name
   PTB_DEADLINE  the deadline as Unix seconds (timer.sh prints the time left)
   NUM_GPUS      the number of GPUs allotted (CUDA_VISIBLE_DEVICES lists them)
-plus the credentials the agent's own CLI needs (`Agent.credentials`) and nothing else of the
-harness's environment: grader and judge keys never enter the sandbox.
+plus what the agent itself adds (`Agent.environment`: its own CLI's credential and settings) and
+nothing else of the harness's environment: grader and judge keys never enter the sandbox.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from posttrainbench.sandbox.plan import Mount
 from posttrainbench.specs import AgentInfo, ModelCard
 
 
@@ -45,28 +46,53 @@ class Agent(ABC):
     credentials: tuple[str, ...] = ()
     # Hosts the agent needs under `--network allowlist` (its model API, say).
     network_hosts: tuple[str, ...] = ()
+    # Whether the agent can continue its session (`resume_command`), for --continue-until-deadline.
+    resumable: bool = False
 
     @abstractmethod
     def command(self, ctx: AgentContext) -> list[str]:
         """The agent's command line, run with the workspace as working directory."""
 
+    def resume_command(self, ctx: AgentContext, session_id: str | None, message: str) -> list[str]:
+        """The command line that continues the agent's session with `message` (resumable agents)."""
+        raise NotImplementedError(f"{self.info.name} cannot resume a session")
+
     def preflight(self, ctx: AgentContext) -> None:
         """Raise AgentStartError when the agent cannot start; nothing is launched then."""
         return None
+
+    def prepare(self, ctx: AgentContext) -> None:
+        """Write what the agent needs in its HOME (configuration files) before it starts."""
+        return None
+
+    def setup(self, ctx: AgentContext) -> dict:
+        """What run.json records of the agent's configuration (never a secret)."""
+        return {}
+
+    def environment(self, ctx: AgentContext) -> dict[str, str]:
+        """Variables the agent adds to the common environment: by default its credentials, passed
+        through from the harness's environment."""
+        return {k: os.environ[k] for k in self.credentials if k in os.environ}
+
+    def path_entries(self) -> list[str]:
+        """Directories put first on the agent's PATH."""
+        return []
+
+    def mounts(self, ctx: AgentContext) -> list[Mount]:
+        """What outside the workspace the agent needs to see: by default `readonly_paths`."""
+        return [Mount(kind="ro", source=str(p), target=str(p)) for p in self.readonly_paths(ctx)]
 
     def readonly_paths(self, ctx: AgentContext) -> list[Path]:
         """Files or directories outside the workspace the agent needs to see (read-only)."""
         return []
 
 
-def agent_environment(
-    ctx: AgentContext, hub_cache: Path, offline: bool, credentials: tuple[str, ...] = ()
-) -> dict[str, str]:
-    """The whole environment of the agent: built from an allowlist, nothing inherited except the
-    named credentials."""
+def agent_environment(ctx: AgentContext, hub_cache: Path, offline: bool, agent: Agent) -> dict[str, str]:
+    """The whole environment of the agent: built from an allowlist, nothing inherited but what the
+    agent itself adds (`Agent.environment`)."""
     python_bin = str(Path(sys.executable).parent)
     env = {
-        "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": ":".join([*agent.path_entries(), python_bin, "/usr/local/bin", "/usr/bin", "/bin"]),
         "HOME": str(ctx.home),
         "LANG": "C.UTF-8",
         "TMPDIR": "/tmp",
@@ -84,7 +110,7 @@ def agent_environment(
     }
     if offline:
         env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    for key in ("OMP_NUM_THREADS", *credentials):
-        if key in os.environ:
-            env[key] = os.environ[key]
+    if "OMP_NUM_THREADS" in os.environ:
+        env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
+    env.update(agent.environment(ctx))
     return env

@@ -47,6 +47,8 @@ def outcome(run: RunDir, record: RunRecord) -> Outcome:
     failure = None
     if record.solve and record.solve.end == SolveEnd.failed_to_start:
         failure = FailureClass.agent_failed_to_start
+    elif record.solve and record.solve.agent_failure:  # what ended the agent's work, on its side
+        failure = FailureClass(record.solve.agent_failure.failure.value)
     elif record.solve and record.solve.end == SolveEnd.crashed:
         failure = FailureClass.agent_crashed
     elif fm and fm.state == FinalModelState.missing:

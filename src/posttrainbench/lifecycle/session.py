@@ -116,6 +116,10 @@ class Session:
     layer: CacheLayer
     services: services.Services
 
+    def wrap(self, command: list[str]) -> list[str]:
+        """The full command line of another command in this same session (a continuation)."""
+        return self.box.command(self.plan, self.services.wrap(command))
+
 
 @contextmanager
 def open_session(
@@ -145,14 +149,12 @@ def open_session(
             layer.mounted() as agent_cache,
             services.running(log_dir, spec.network, allow, upstream, spec.grader_token_budget) as svc,
         ):
-            env = agent_environment(
-                ctx, agent_cache, offline=spec.network != "open", credentials=agent.credentials
-            )
+            env = agent_environment(ctx, agent_cache, offline=spec.network != "open", agent=agent)
             data_env, data_mounts = task_data(spec.task)
             env.update(data_env)
             env.update(svc.env())
             extra = [*data_mounts, *svc.mounts()]
-            extra += [Mount(kind="ro", source=str(p), target=str(p)) for p in agent.readonly_paths(ctx)]
+            extra += agent.mounts(ctx)
             plan = mount_plan(run, record, env, hub_cache, agent_cache, extra, gpu_ids)
             yield Session(box, plan, box.command(plan, svc.wrap(command)), box.env(plan), layer, svc)
     finally:

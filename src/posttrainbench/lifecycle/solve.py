@@ -1,6 +1,12 @@
 """solve: run the agent in its sandbox with the workspace as working directory, and enforce the
 deadline: SIGTERM to the agent's whole process group at the deadline, SIGKILL after the grace
-period. Records why solve ended: exited, crashed, deadline or failed_to_start."""
+period. Records why solve ended: exited, crashed, deadline or failed_to_start.
+
+With --continue-until-deadline, an agent that exits cleanly with more than the margin left is
+resumed in the same session (same sandbox and proxies) with a fixed message, until the deadline; each
+run of its process is an attempt in run.json. When solve ends, the output log becomes
+agent/trace.jsonl and agent/summary.json, and what ended the agent's work on its side (provider
+errors, auth, spend limits, a hung CLI) is classified."""
 
 from __future__ import annotations
 
@@ -22,7 +28,9 @@ from posttrainbench.process_group import members, signal_group
 from posttrainbench.redact import Redactor
 from posttrainbench.rundir import RunDir, hash_tree
 from posttrainbench.sandbox.cache_layer import CacheLayer
-from posttrainbench.specs import SolveEnd, SolveResult, utcnow
+from posttrainbench.specs import SolveAttempt, SolveEnd, SolveResult, utcnow
+from posttrainbench.traces import summary as trace_summary
+from posttrainbench.traces.parsers import PARSERS
 
 Progress = Callable[[float], None]
 
@@ -40,16 +48,32 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
         started_at, t0 = utcnow(), time.monotonic()
         run.agent_dir.mkdir(exist_ok=True)
         redactor = Redactor.from_environment()
-        layer, gpu_ids, network = None, [], {}
+        layer, gpu_ids, network, setup = None, [], {}, {}
+        attempts: list[SolveAttempt] = []
+        idle_at_deadline = False
         try:
             agent.preflight(ctx)
+            agent.prepare(ctx)
+            setup = agent.setup(ctx)
             with open_session(run, record, agent, ctx, agent.command(ctx), box, run.agent_dir) as session:
                 layer, gpu_ids = session.layer, session.plan.gpus
                 redactor = Redactor.from_environment(extra=session.services.secrets)
-                end, code, detail = _supervise(
-                    session.argv, session.env, session.plan.workdir, run.agent_log, deadline,
-                    spec.grace_seconds, progress, redactor,
-                )  # fmt: skip
+                argv, message = session.argv, None
+                while True:
+                    attempt_start, t1 = utcnow(), time.monotonic()
+                    end, code, detail, idle_at_deadline = _supervise(
+                        argv, session.env, session.plan.workdir, run.agent_log, deadline,
+                        spec.grace_seconds, progress, redactor,
+                    )  # fmt: skip
+                    attempts.append(SolveAttempt(started_at=attempt_start, seconds=round(time.monotonic() - t1, 2),
+                                                 end=end, exit_code=code, message=message))  # fmt: skip
+                    left = deadline - time.time()
+                    if not (spec.continue_until_deadline and agent.resumable and end == SolveEnd.exited
+                            and left > spec.continue_margin_minutes * 60):  # fmt: skip
+                        break
+                    message = continuation_message(left)
+                    session_id = last_session_id(spec.agent, run.agent_log)
+                    argv = session.wrap(agent.resume_command(ctx, session_id, message))
                 network = session.services.summary()
         except (AgentStartError, OSError) as e:
             end, code, detail = SolveEnd.failed_to_start, None, redactor(str(e))
@@ -58,6 +82,14 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
         layer.evidence(run.agent_dir / "downloads.json")
         redactor.tree(run.agent_dir, skip=[layer.root])
         redactor.tree(run.workspace)
+        events, _ = trace_summary.build(spec.agent, run.agent_dir, attempts, spec.budget_seconds)
+        silent_for = deadline - _last_output(run.agent_log)
+        failure = None
+        if end != SolveEnd.failed_to_start:
+            hung = (
+                end == SolveEnd.deadline and idle_at_deadline and silent_for >= trace_summary.HUNG_SILENCE_S
+            )
+            failure = trace_summary.agent_failure(events, _tail(run.agent_log), hung)
         result = SolveResult(
             end=end,
             exit_code=code,
@@ -70,11 +102,43 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
             protected_before=protected,
             gpus=gpu_ids,
             network=network,
+            attempts=attempts,
+            agent_setup=setup,
+            agent_failure=failure,
         )
         record = run.load()
         record.solve, record.sandbox = result, box.name
         run.save(record)
         return result
+
+
+def continuation_message(seconds_left: float) -> str:
+    """The same words for every agent, so that persistence is not confounded with the scaffold."""
+    hours, minutes = divmod(int(seconds_left // 60), 60)
+    return (
+        f"You still have {hours}h {minutes:02d}m remaining. Time remains: please continue improving your "
+        "result and maximize performance. The final model must be in final_model/ when time runs out."
+    )
+
+
+def last_session_id(agent: str, log: Path) -> str | None:
+    """The agent CLI's session to resume, from its trace so far (None: resume its last session)."""
+    parser = PARSERS.get(agent)
+    if parser is None:
+        return None
+    ids = [e.session_id for e in parser(trace_summary.log_lines(log)) if e.kind == "session" and e.session_id]
+    return ids[-1] if ids else None
+
+
+def _tail(log: Path, lines: int = 40) -> list[str]:
+    return [text for _, text in list(trace_summary.log_lines(log))[-lines:]]
+
+
+def _last_output(log: Path) -> float:
+    stamps = [t for t, _ in trace_summary.log_lines(log) if t]
+    if not stamps:
+        return 0.0
+    return datetime.strptime(stamps[-1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def _stamp() -> str:
@@ -102,6 +166,23 @@ def _pump(fd: int, log_path: Path, redact: Callable[[str], str]) -> None:
             log.write(f"[{_stamp()}] {redact(shown(pending))}\n")
 
 
+# Processes that are the agent's own machinery, not work it started: the sandbox, the network
+# bridge, and the CLIs themselves (node runs Claude Code, Gemini CLI and the codex launcher).
+MACHINERY = {"bwrap", "node", "claude", "codex", "gemini", "opencode", "bash", "sh"}
+
+
+def _idle(pgid: int) -> bool:
+    """True when nothing but the agent's machinery is running (no training, no tool command)."""
+    for member in members(pgid):
+        try:
+            cmdline = Path(f"/proc/{member.pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if member.comm not in MACHINERY and b"posttrainbench.sandbox.bridge" not in cmdline:
+            return False
+    return True
+
+
 def _terminate_agent(pgid: int) -> None:
     """SIGTERM to every process of the agent's group except the sandbox's own bwrap processes:
     bwrap dies on SIGTERM and takes the whole sandbox with it, which would skip the grace period."""
@@ -122,7 +203,9 @@ def _supervise(
     grace: float,
     progress: Progress | None,
     redact: Callable[[str], str],
-) -> tuple[SolveEnd, int | None, str]:
+) -> tuple[SolveEnd, int | None, str, bool]:
+    """Run one attempt. Returns how it ended, the exit code, a detail, and whether nothing but the
+    agent's machinery was running at the deadline."""
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -151,7 +234,9 @@ def _supervise(
         signal_group(proc.pid, signal.SIGKILL)
         raise
     detail = ""
+    idle = False
     if timed_out:
+        idle = _idle(proc.pid)
         _terminate_agent(proc.pid)
         try:
             proc.wait(timeout=grace)
@@ -165,8 +250,8 @@ def _supervise(
     pump.join(timeout=5)
     code = proc.returncode
     if timed_out:
-        return SolveEnd.deadline, code, detail
+        return SolveEnd.deadline, code, detail, idle
     if code == 0:
-        return SolveEnd.exited, code, ""
+        return SolveEnd.exited, code, "", False
     reason = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-    return SolveEnd.crashed, code, reason
+    return SolveEnd.crashed, code, reason, False

@@ -1,0 +1,1 @@
+"""The coding-agent CLIs: Claude Code, Codex, Gemini CLI and OpenCode."""

@@ -1,0 +1,67 @@
+"""`codex`: OpenAI's Codex CLI.
+
+    codex [--search] exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox
+          -m MODEL PROMPT
+    codex exec --json ... resume SESSION_ID MESSAGE      (continuation; --last without an id)
+
+As the original: exec mode, no approvals and no Codex sandbox of its own (ours contains it), the
+JSONL event stream on stdout, detailed reasoning summaries, web search where enabled. Settings go into
+$CODEX_HOME/config.toml (inside the agent's HOME): `effort=` becomes model_reasoning_effort;
+`base_url=` defines a Responses-API provider at that URL (Codex ignores OPENAI_BASE_URL). Auth:
+OPENAI_API_KEY or CODEX_API_KEY, or a ChatGPT subscription login in ~/.codex/auth.json.
+"""
+
+from __future__ import annotations
+
+import json
+
+from posttrainbench.agents.base import AgentContext
+from posttrainbench.agents.cli.base import CliAgent, CliSettings, Subscription
+
+
+class Codex(CliAgent):
+    name = "codex"
+    package = "@openai/codex"
+    version = "0.171.0"
+    binary = "codex"
+    api_key_env = ("OPENAI_API_KEY", "CODEX_API_KEY")
+    subscription = Subscription(file=".codex/auth.json")
+    hosts = ("api.openai.com", "chatgpt.com", "auth.openai.com")
+    description = "OpenAI Codex CLI (--agent-config MODEL[,effort=...][,base_url=...][,auth=subscription])"
+
+    def cli_environment(self, ctx: AgentContext, cfg: CliSettings) -> dict[str, str]:
+        return {"CODEX_HOME": str(ctx.home / ".codex")}
+
+    def prepare(self, ctx: AgentContext) -> None:
+        cfg = self.settings(ctx)
+        lines = [f"model = {json.dumps(cfg.model)}", 'model_reasoning_summary = "detailed"']
+        if cfg.effort:
+            lines.append(f"model_reasoning_effort = {json.dumps(cfg.effort)}")
+        if cfg.auth == "subscription":
+            lines.append('forced_login_method = "chatgpt"')
+        if cfg.base_url:
+            key = self._api_key()
+            lines += [
+                'model_provider = "ptb"',
+                "",
+                "[model_providers.ptb]",
+                'name = "ptb"',
+                f"base_url = {json.dumps(cfg.base_url)}",
+                f"env_key = {json.dumps(key[0] if key else self.api_key_env[0])}",
+                'wire_api = "responses"',
+            ]
+        home = ctx.home / ".codex"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text("\n".join(lines) + "\n")
+
+    def _exec(self, ctx: AgentContext) -> list[str]:
+        cfg = self.settings(ctx)
+        top = ["--search"] if cfg.search else []
+        return [str(self.executable), *top, "exec", "--json", "--skip-git-repo-check",
+                "--dangerously-bypass-approvals-and-sandbox", "-m", cfg.model]  # fmt: skip
+
+    def command(self, ctx: AgentContext) -> list[str]:
+        return [*self._exec(ctx), ctx.prompt]
+
+    def resume_command(self, ctx: AgentContext, session_id: str | None, message: str) -> list[str]:
+        return [*self._exec(ctx), "resume", *([session_id] if session_id else ["--last"]), message]

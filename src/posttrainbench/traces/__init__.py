@@ -1,0 +1,1 @@
+"""Agent traces: one event schema for every CLI, a parser per CLI, and the per-run summary."""
