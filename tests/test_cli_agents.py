@@ -37,14 +37,14 @@ def installed(tmp_path, monkeypatch):
 
 
 def test_agent_config_is_model_then_options():
-    cfg = parse_config(
-        "codex", "gpt-5.1-codex,effort=high,base_url=http://gw:8080/v1,auth=subscription,search=off"
-    )
-    assert (cfg.model, cfg.effort, cfg.base_url, cfg.auth, cfg.search) == (
-        "gpt-5.1-codex", "high", "http://gw:8080/v1", "subscription", False,
+    config = "gpt-5.1-codex,effort=high,base_url=http://gw:8080/v1,auth=subscription,search=off,retries=2"
+    cfg = parse_config("codex", config)
+    assert (cfg.model, cfg.effort, cfg.base_url, cfg.auth, cfg.search, cfg.retries) == (
+        "gpt-5.1-codex", "high", "http://gw:8080/v1", "subscription", False, 2,
     )  # fmt: skip
     for bad, says in [("", "needs the model first"), ("m,colour=red", "unknown agent option"),
-                      ("m,auth=oauth", "auth must be"), ("effort=high", "needs the model first")]:  # fmt: skip
+                      ("m,auth=oauth", "auth must be"), ("effort=high", "needs the model first"),
+                      ("m,retries=many", "whole number")]:  # fmt: skip
         with pytest.raises(AgentStartError, match=says):
             parse_config("codex", bad)
 
@@ -53,16 +53,19 @@ def test_command_lines_match_the_originals(installed):
     c = ctx(installed, "claude-opus-4-6,effort=high")
     claude = registry.get("claude-code")
     argv = claude.command(c)
-    assert argv[1] == "-p" and argv[2].startswith("Do the task.") and "non-interactive mode" in argv[2]
-    assert argv[3:] == ["--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions",
-                        "--model", "claude-opus-4-6", "--effort", "high"]  # fmt: skip
-    resumed = claude.resume_command(c, "abc-123", "Time remains.")
-    assert resumed[1:5] == ["-p", "Time remains.", "--resume", "abc-123"]
-    assert claude.resume_command(c, None, "m")[3] == "--continue"
+    assert argv[1:-1] == ["-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions",
+                          "--model", "claude-opus-4-6", "--effort", "high"]  # fmt: skip
+    assert argv[-1].startswith("Do the task.") and "non-interactive mode" in argv[-1]
+    assert claude.resume_command(c, "abc-123", "Time remains.")[-3:] == [
+        "--resume",
+        "abc-123",
+        "Time remains.",
+    ]
+    assert claude.resume_command(c, None, "m")[-2:] == ["--continue", "m"]
 
     codex = registry.get("codex")
     c = ctx(installed, "gpt-5.1-codex")
-    assert codex.command(c)[1:] == ["--search", "exec", "--json", "--skip-git-repo-check",
+    assert codex.command(c)[1:] == ["exec", "--json", "--skip-git-repo-check",
                                     "--dangerously-bypass-approvals-and-sandbox", "-m", "gpt-5.1-codex", "Do the task."]  # fmt: skip
     assert codex.resume_command(c, None, "m")[-3:] == ["resume", "--last", "m"]
 
@@ -72,7 +75,7 @@ def test_command_lines_match_the_originals(installed):
 
     opencode = registry.get("opencode")
     assert opencode.command(ctx(installed, "anthropic/claude-opus-4-5"))[1:] == [
-        "run", "-m", "anthropic/claude-opus-4-5", "--format", "json", "Do the task."]  # fmt: skip
+        "run", "-m", "anthropic/claude-opus-4-5", "--format", "json", "--thinking", "Do the task."]  # fmt: skip
 
 
 def test_configuration_files_and_base_url(installed, monkeypatch):

@@ -6,6 +6,7 @@ one; `ptb shell` opens another on the same run with the same plan."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -150,6 +151,8 @@ def open_session(
             services.running(log_dir, spec.network, allow, upstream, spec.grader_token_budget) as svc,
         ):
             env = agent_environment(ctx, agent_cache, offline=spec.network != "open", agent=agent)
+            # Login shells (Codex runs its commands with `bash -lc`) reset PATH from /etc/profile.
+            (run.agent_home / ".profile").write_text(f"export PATH={shlex.quote(env['PATH'])}\n")
             data_env, data_mounts = task_data(spec.task)
             env.update(data_env)
             env.update(svc.env())

@@ -82,7 +82,9 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
         layer.evidence(run.agent_dir / "downloads.json")
         redactor.tree(run.agent_dir, skip=[layer.root])
         redactor.tree(run.workspace)
-        events, _ = trace_summary.build(spec.agent, run.agent_dir, attempts, spec.budget_seconds)
+        events, _ = trace_summary.build(
+            spec.agent, run.agent_dir, attempts, spec.budget_seconds, setup.get("model")
+        )
         silent_for = deadline - _last_output(run.agent_log)
         failure = None
         if end != SolveEnd.failed_to_start:

@@ -79,12 +79,18 @@ def _seconds(a: str, b: str) -> float:
 
 
 def summarize(
-    agent: str, events: list[TraceEvent], stamps: list[str], attempts: list[SolveAttempt], budget: float
+    agent: str,
+    events: list[TraceEvent],
+    stamps: list[str],
+    attempts: list[SolveAttempt],
+    budget: float,
+    model: str | None = None,
 ) -> TraceSummary:
+    """`model`: the configured model, for CLIs whose output does not name it (Codex)."""
     usage_events = [e for e in events if e.kind == "usage" and e.usage]
     tokens = sum((e.usage for e in usage_events), Usage())
     tools = Counter(e.tool or "?" for e in events if e.kind == "tool_call")
-    models = sorted({e.model for e in events if e.model})
+    models = sorted({e.model for e in events if e.model} or ({model} if model and events else set()))
     cli_costs = [e.cost_usd for e in events if e.cost_usd is not None]
     cost, source, table = None, "unknown", None
     if cli_costs:
@@ -153,7 +159,7 @@ def agent_failure(events: list[TraceEvent], tail: list[str], hung: bool) -> Agen
 
 
 def build(
-    agent: str, agent_dir: Path, attempts: list[SolveAttempt], budget: float
+    agent: str, agent_dir: Path, attempts: list[SolveAttempt], budget: float, model: str | None = None
 ) -> tuple[list[TraceEvent], TraceSummary]:
     """Write agent/trace.jsonl (when the agent has a parser) and agent/summary.json."""
     lines = list(log_lines(agent_dir / "output.log"))
@@ -164,6 +170,6 @@ def build(
             for e in events:
                 f.write(e.model_dump_json(exclude_none=True) + "\n")
     stamps = [t for t, _ in lines if t]
-    summary = summarize(agent, events, stamps, attempts, budget)
+    summary = summarize(agent, events, stamps, attempts, budget, model)
     (agent_dir / "summary.json").write_text(json.dumps(summary.model_dump(mode="json"), indent=2) + "\n")
     return events, summary

@@ -3,7 +3,8 @@ into `PTB_AGENTS_DIR` (default `$PTB_HOME/agents/<name>-<version>`) and mounted 
 sandbox; the agent configuration string; authentication by API key or by a subscription credential
 file; an API base-URL override; and resuming the same session for continuation.
 
-`--agent-config` is `MODEL[,effort=LEVEL][,base_url=URL][,auth=api-key|subscription][,search=on|off]`.
+`--agent-config` is `MODEL[,effort=LEVEL][,base_url=URL][,auth=api-key|subscription][,search=on|off]
+[,retries=N]` (retries: of a failed model request, where the CLI lets it be set; default the CLI's).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from posttrainbench import settings
 from posttrainbench.agents.base import Agent, AgentContext, AgentStartError
@@ -36,6 +37,7 @@ class CliSettings(BaseModel):
     base_url: str | None = None
     auth: Auth = "api-key"
     search: bool = True
+    retries: int | None = Field(default=None, ge=0)
 
 
 def parse_config(agent: str, config: str) -> CliSettings:
@@ -47,11 +49,13 @@ def parse_config(agent: str, config: str) -> CliSettings:
     values: dict[str, object] = {"model": model}
     for option in options:
         key, sep, value = option.partition("=")
-        if not sep or key not in ("effort", "base_url", "auth", "search"):
+        if not sep or key not in ("effort", "base_url", "auth", "search", "retries"):
             raise AgentStartError(
                 f"{agent}: unknown agent option {option!r}; options are effort=, base_url=, "
-                "auth=api-key|subscription, search=on|off"
+                "auth=api-key|subscription, search=on|off, retries=N"
             )
+        if key == "retries" and not value.isdigit():
+            raise AgentStartError(f"{agent}: retries must be a whole number, not {value!r}")
         if key == "auth" and value not in ("api-key", "subscription"):
             raise AgentStartError(f"{agent}: auth must be api-key or subscription, not {value!r}")
         if key == "search" and value not in ("on", "off"):

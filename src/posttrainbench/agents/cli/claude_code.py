@@ -1,12 +1,13 @@
 """`claude-code`: Anthropic's Claude Code.
 
-    claude -p PROMPT --output-format stream-json --verbose --dangerously-skip-permissions
-           --model MODEL [--effort LEVEL]
-    claude -p MESSAGE --resume SESSION_ID ...          (continuation; --continue without an id)
+    claude -p --output-format stream-json --verbose --dangerously-skip-permissions
+           --model MODEL [--effort LEVEL] PROMPT
+    claude -p ... --resume SESSION_ID MESSAGE          (continuation; --continue without an id)
 
 As the original: print mode, every tool call approved, the stream-json transcript on stdout, a
 10-hour limit on one shell command (BASH_MAX_TIMEOUT_MS). Non-essential traffic (telemetry, update
-checks) is off. Auth: ANTHROPIC_API_KEY, or a subscription by CLAUDE_CODE_OAUTH_TOKEN or
+checks) is off; IS_SANDBOX lets it skip permissions when the harness runs as root (the sandbox is
+ours). `retries=` sets CLAUDE_CODE_MAX_RETRIES. Auth: ANTHROPIC_API_KEY, or a subscription by CLAUDE_CODE_OAUTH_TOKEN or
 ~/.claude/.credentials.json. `base_url=` sets ANTHROPIC_BASE_URL (gateways, compatible providers).
 The prompt gains the line the original adds for Claude: in print mode the session ends with the last
 message, so background processes must be finished before it.
@@ -35,11 +36,15 @@ class ClaudeCode(CliAgent):
     description = "Claude Code (--agent-config MODEL[,effort=...][,base_url=...][,auth=subscription])"
 
     def cli_environment(self, ctx: AgentContext, cfg: CliSettings) -> dict[str, str]:
-        return {
+        env = {
             "BASH_MAX_TIMEOUT_MS": "36000000",
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
+            "IS_SANDBOX": "1",
         }
+        if cfg.retries is not None:
+            env["CLAUDE_CODE_MAX_RETRIES"] = str(cfg.retries)
+        return env
 
     def _flags(self, ctx: AgentContext) -> list[str]:
         cfg = self.settings(ctx)
@@ -50,8 +55,8 @@ class ClaudeCode(CliAgent):
         return flags
 
     def command(self, ctx: AgentContext) -> list[str]:
-        return [str(self.executable), "-p", f"{ctx.prompt}\n\n{NON_INTERACTIVE}", *self._flags(ctx)]
+        return [str(self.executable), "-p", *self._flags(ctx), f"{ctx.prompt}\n\n{NON_INTERACTIVE}"]
 
     def resume_command(self, ctx: AgentContext, session_id: str | None, message: str) -> list[str]:
         resume = ["--resume", session_id] if session_id else ["--continue"]
-        return [str(self.executable), "-p", message, *resume, *self._flags(ctx)]
+        return [str(self.executable), "-p", *self._flags(ctx), *resume, message]

@@ -1,13 +1,15 @@
 """`codex`: OpenAI's Codex CLI.
 
-    codex [--search] exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox
-          -m MODEL PROMPT
+    codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox -m MODEL PROMPT
     codex exec --json ... resume SESSION_ID MESSAGE      (continuation; --last without an id)
 
 As the original: exec mode, no approvals and no Codex sandbox of its own (ours contains it), the
-JSONL event stream on stdout, detailed reasoning summaries, web search where enabled. Settings go into
+JSONL event stream on stdout, detailed reasoning summaries. Web search is on by default in exec mode
+(the original's `--search` changes nothing in this version); `search=off` disables it. Settings go into
 $CODEX_HOME/config.toml (inside the agent's HOME): `effort=` becomes model_reasoning_effort;
-`base_url=` defines a Responses-API provider at that URL (Codex ignores OPENAI_BASE_URL). Auth:
+`base_url=` defines a Responses-API provider at that URL (Codex ignores OPENAI_BASE_URL), where
+`retries=` applies; update checks, analytics and plugins are off (they would reach github.com and
+chatgpt.com). Auth:
 OPENAI_API_KEY or CODEX_API_KEY, or a ChatGPT subscription login in ~/.codex/auth.json.
 """
 
@@ -34,7 +36,8 @@ class Codex(CliAgent):
 
     def prepare(self, ctx: AgentContext) -> None:
         cfg = self.settings(ctx)
-        lines = [f"model = {json.dumps(cfg.model)}", 'model_reasoning_summary = "detailed"']
+        lines = [f"model = {json.dumps(cfg.model)}", 'model_reasoning_summary = "detailed"',
+                 "check_for_update_on_startup = false"]  # fmt: skip
         if cfg.effort:
             lines.append(f"model_reasoning_effort = {json.dumps(cfg.effort)}")
         if cfg.auth == "subscription":
@@ -49,16 +52,19 @@ class Codex(CliAgent):
                 f"base_url = {json.dumps(cfg.base_url)}",
                 f"env_key = {json.dumps(key[0] if key else self.api_key_env[0])}",
                 'wire_api = "responses"',
-            ]
+                *([f"request_max_retries = {cfg.retries}", f"stream_max_retries = {cfg.retries}"]
+                  if cfg.retries is not None else []),
+            ]  # fmt: skip
+        if not cfg.search:
+            lines.insert(0, 'web_search = "disabled"')
+        lines += ["", "[analytics]", "enabled = false", "", "[features]", "plugins = false"]
         home = ctx.home / ".codex"
         home.mkdir(parents=True, exist_ok=True)
         (home / "config.toml").write_text("\n".join(lines) + "\n")
 
     def _exec(self, ctx: AgentContext) -> list[str]:
-        cfg = self.settings(ctx)
-        top = ["--search"] if cfg.search else []
-        return [str(self.executable), *top, "exec", "--json", "--skip-git-repo-check",
-                "--dangerously-bypass-approvals-and-sandbox", "-m", cfg.model]  # fmt: skip
+        return [str(self.executable), "exec", "--json", "--skip-git-repo-check",
+                "--dangerously-bypass-approvals-and-sandbox", "-m", self.settings(ctx).model]  # fmt: skip
 
     def command(self, ctx: AgentContext) -> list[str]:
         return [*self._exec(ctx), ctx.prompt]

@@ -6,7 +6,8 @@
 As the original: every tool call approved, no sandbox of its own (GEMINI_SANDBOX=false), the
 stream-json transcript on stdout. The workspace is trusted (GEMINI_CLI_TRUST_WORKSPACE) and the auth
 type is preset in ~/.gemini/settings.json. Auth: GEMINI_API_KEY, or a Google login in
-~/.gemini/oauth_creds.json. `base_url=` sets GOOGLE_GEMINI_BASE_URL.
+~/.gemini/oauth_creds.json. `base_url=` sets GOOGLE_GEMINI_BASE_URL; `retries=` sets maxAttempts; usage
+statistics are off.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ class GeminiCli(CliAgent):
     def prepare(self, ctx: AgentContext) -> None:
         cfg = self.settings(ctx)
         selected = "oauth-personal" if cfg.auth == "subscription" else "gemini-api-key"
-        config = {"security": {"auth": {"selectedType": selected}}, "general": {"disableAutoUpdate": True}}
+        config: dict = {
+            "security": {"auth": {"selectedType": selected}},
+            "privacy": {"usageStatisticsEnabled": False},
+        }
+        if cfg.retries is not None:
+            config["general"] = {"maxAttempts": cfg.retries + 1}
         home = ctx.home / ".gemini"
         home.mkdir(parents=True, exist_ok=True)
         (home / "settings.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -1,11 +1,11 @@
 """`opencode`: OpenCode, with any provider/model it knows (`--agent-config PROVIDER/MODEL`).
 
-    opencode run -m PROVIDER/MODEL --format json PROMPT
-    opencode run -m PROVIDER/MODEL --format json --session SESSION_ID MESSAGE   (continuation;
-                                                                          --continue without an id)
+    opencode run -m PROVIDER/MODEL --format json --thinking PROMPT
+    opencode run ... --session SESSION_ID MESSAGE          (continuation; --continue without an id)
 
 As the original: run mode, every permission allowed, JSON events on stdout. The configuration
-(OPENCODE_CONFIG, inside the agent's HOME) allows all tools and turns off auto-update and sharing.
+(OPENCODE_CONFIG, inside the agent's HOME) allows all tools and turns off auto-update and sharing;
+LSP downloads are off; `--thinking` prints the reasoning.
 `base_url=` adds an OpenAI-compatible provider `ptb` at that URL (then `-m ptb/MODEL`), keyed by
 OPENAI_API_KEY. Auth: the provider's usual key (ANTHROPIC_API_KEY, OPENAI_API_KEY, OPENROUTER_API_KEY,
 OPENCODE_API_KEY, ...), or a login in ~/.local/share/opencode/auth.json.
@@ -30,7 +30,11 @@ class OpenCode(CliAgent):
     description = "OpenCode (--agent-config PROVIDER/MODEL[,base_url=...][,auth=subscription])"
 
     def cli_environment(self, ctx: AgentContext, cfg: CliSettings) -> dict[str, str]:
-        return {"OPENCODE_CONFIG": str(self._config_file(ctx))}
+        env = {"OPENCODE_CONFIG": str(self._config_file(ctx)), "OPENCODE_DISABLE_AUTOUPDATE": "1",
+               "OPENCODE_DISABLE_LSP_DOWNLOAD": "1"}  # fmt: skip
+        if cfg.base_url:  # only the configured provider: no fetch of the public model catalogue
+            env["OPENCODE_DISABLE_MODELS_FETCH"] = "1"
+        return env
 
     def _config_file(self, ctx: AgentContext):
         return ctx.home / ".config" / "opencode" / "opencode.json"
@@ -59,9 +63,11 @@ class OpenCode(CliAgent):
         cfg = self.settings(ctx)
         return f"ptb/{cfg.model.split('/', 1)[-1]}" if cfg.base_url else cfg.model
 
+    def _run(self, ctx: AgentContext) -> list[str]:
+        return [str(self.executable), "run", "-m", self._model(ctx), "--format", "json", "--thinking"]
+
     def command(self, ctx: AgentContext) -> list[str]:
-        return [str(self.executable), "run", "-m", self._model(ctx), "--format", "json", ctx.prompt]
+        return [*self._run(ctx), ctx.prompt]
 
     def resume_command(self, ctx: AgentContext, session_id: str | None, message: str) -> list[str]:
-        resume = ["--session", session_id] if session_id else ["--continue"]
-        return [str(self.executable), "run", "-m", self._model(ctx), "--format", "json", *resume, message]
+        return [*self._run(ctx), *(["--session", session_id] if session_id else ["--continue"]), message]
