@@ -76,6 +76,6 @@ def test_model_missing_from_cache(ptb_home, tmp_path):
     assert "not in the model cache" in line and "PTB_MODEL_CACHE" in line
 
 
-@pytest.mark.parametrize("command", ["eval", "check", "show"])
+@pytest.mark.parametrize("command", ["eval", "check", "show", "trace"])
 def test_stage_commands_need_a_run_directory(tmp_path, command):
     assert "not a run directory" in one_line_error(ptb(command, str(tmp_path)))

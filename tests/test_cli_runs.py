@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from agent_api import Fail, Reply, ScriptedAPI, ShellCall, WireUsage
-from conftest import record, run_ptb
+from conftest import ptb, record, run_ptb
 from posttrainbench.agents import registry
 from posttrainbench.traces.schema import Usage
 from test_trace_parsers import SHELL_TOOL, expected_usage
@@ -77,6 +77,12 @@ def test_cli_agent_submits_through_a_shell_tool_call(agent, results, monkeypatch
     summary = json.loads((run / "agent/summary.json").read_text())
     assert Usage(**summary["tokens"]) == expected_usage(agent, wire.__dict__)
     assert summary["tool_calls"].get(SHELL_TOOL[agent]) == 1 and summary["attempts"] == 1
+    # the readable transcript, in the terminal and as a standalone page
+    shown = ptb("trace", str(run), check=True).stdout
+    assert f"tool calls 1: {SHELL_TOOL[agent]} 1" in shown and "echo ptb-marker > marker.txt" in shown
+    page = run / "trace.html"
+    ptb("trace", str(run), "--html", str(page), check=True)
+    assert "echo ptb-marker &gt; marker.txt" in page.read_text() and "<script" not in page.read_text()
 
 
 def test_an_agent_that_stops_early_is_resumed_in_its_session(results, monkeypatch):
