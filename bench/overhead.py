@@ -10,13 +10,12 @@ Usage: python bench/overhead.py [--runs 5] [--cache-gib 0 8 64] [--json bench/re
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
+
+from caches import growing_cache, write_json  # bench/ is on sys.path when a bench script runs
 
 
 def measure(results: Path, runs: int) -> dict[str, float]:
@@ -54,20 +53,10 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=Path("bench/results/overhead.json"))
     args = p.parse_args()
 
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["PTB_HOME"] = str(Path(tmp) / "home")
-        os.environ.pop("PTB_MODEL_CACHE", None)
-        from posttrainbench import settings
-
-        filler = settings.model_cache() / "models--someorg--big-model" / "snapshots" / "0"
-        for gib in sorted(args.cache_gib):
-            filler.mkdir(parents=True, exist_ok=True)
-            if gib:
-                with (filler / "model.safetensors").open("wb") as f:
-                    f.truncate(gib * 2**30)
-            row = {"cache_extra_gib": gib, **measure(Path(tmp) / f"results-{gib}", args.runs)}
-            rows.append(row)
+    rows = [
+        {"cache_extra_gib": gib, **measure(tmp / f"results-{gib}", args.runs)}
+        for gib, tmp in growing_cache(args.cache_gib)
+    ]
 
     print(f"{'extra cache':>12} {'prepare s':>10} {'collect s':>10} {'record s':>10} {'total s':>10}")
     for r in rows:
@@ -77,11 +66,7 @@ def main() -> None:
         )
     ratio = rows[-1]["total"] / rows[0]["total"]
     print(f"largest / smallest cache total: {ratio:.2f}x (target: ~1x); target per run: < 5 s")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps({"runs": args.runs, "rows": rows, "ratio_largest_to_smallest": ratio}, indent=2)
-    )
-    print(f"wrote {args.json}")
+    write_json(args.json, {"runs": args.runs, "rows": rows, "ratio_largest_to_smallest": ratio})
 
 
 if __name__ == "__main__":

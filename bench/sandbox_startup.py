@@ -13,14 +13,13 @@ Usage: python bench/sandbox_startup.py [--repeats 10] [--cache-gib 0 64] [--json
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
+
+from caches import growing_cache, write_json  # bench/ is on sys.path when a bench script runs
 
 CONFIGS = [("none", "open"), ("bwrap", "open"), ("bwrap", "allowlist"), ("bwrap", "none")]
 
@@ -66,31 +65,18 @@ def main() -> None:
         raise SystemExit("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["PTB_HOME"] = str(Path(tmp) / "home")
-        os.environ.pop("PTB_MODEL_CACHE", None)
-        from posttrainbench import models, settings
-
-        models.snapshot(models.get("ptb-tiny"), settings.model_cache())
-        filler = settings.model_cache() / "models--someorg--big-model" / "snapshots" / "0"
-        for gib in sorted(args.cache_gib):
-            filler.mkdir(parents=True, exist_ok=True)
-            if gib:
-                with (filler / "model.safetensors").open("wb") as f:
-                    f.truncate(gib * 2**30)
-            for box, network in CONFIGS:
-                seconds, layer = measure(
-                    Path(tmp) / f"results-{gib}-{box}-{network}", box, network, args.repeats
-                )
-                rows.append(
-                    {
-                        "cache_extra_gib": gib,
-                        "sandbox": box,
-                        "network": network,
-                        "cache": layer,
-                        "seconds": seconds,
-                    }
-                )
+    for gib, tmp in growing_cache(args.cache_gib):
+        for box, network in CONFIGS:
+            seconds, layer = measure(tmp / f"results-{gib}-{box}-{network}", box, network, args.repeats)
+            rows.append(
+                {
+                    "cache_extra_gib": gib,
+                    "sandbox": box,
+                    "network": network,
+                    "cache": layer,
+                    "seconds": seconds,
+                }
+            )
 
     base = {r["cache_extra_gib"]: r["seconds"] for r in rows if r["sandbox"] == "none"}
     print(
@@ -106,11 +92,7 @@ def main() -> None:
     by = {(r["cache_extra_gib"], r["sandbox"], r["network"]): r["seconds"] for r in rows}
     growth = {f"{b}/{n}": by[(large, b, n)] / by[(small, b, n)] for b, n in CONFIGS}
     print(f"{large} GiB / {small} GiB cache: " + ", ".join(f"{k} {v:.2f}x" for k, v in growth.items()))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps({"repeats": args.repeats, "rows": rows, "cache_growth": growth}, indent=2)
-    )
-    print(f"wrote {args.json}")
+    write_json(args.json, {"repeats": args.repeats, "rows": rows, "cache_growth": growth})
 
 
 if __name__ == "__main__":
