@@ -212,3 +212,6 @@ def test_failure_class_from_the_log_and_a_hung_cli():
     assert failure is not None and failure.failure == AgentFailureClass.auth_failed
     assert agent_failure([], ["all good"], hung=True).failure == AgentFailureClass.agent_hung
     assert agent_failure([], ["all good"], hung=False) is None
+    # numbers that merely look like statuses, in a CLI's JSON or in a parsed trace, are not errors
+    assert agent_failure([], ['{"type":"result","stats":{"duration_ms":503}}'], hung=False) is None
+    assert agent_failure(_events({"kind": "message", "text": "ok"}), ["took 503 ms"], hung=False) is None

@@ -85,13 +85,21 @@ def test_cli_agent_submits_through_a_shell_tool_call(agent, results, monkeypatch
     assert "echo ptb-marker &gt; marker.txt" in page.read_text() and "<script" not in page.read_text()
 
 
-def test_an_agent_that_stops_early_is_resumed_in_its_session(results, monkeypatch):
+@pytest.mark.parametrize("agent", ["claude-code", "codex", "gemini-cli", "opencode"])
+def test_an_agent_that_stops_early_is_resumed_in_its_session(agent, results, monkeypatch):
     """2-minute budget, 1-minute margin: the first attempt stops at once and is resumed; the second
-    submits, then takes the session past the margin, so it is the last."""
-    installed("claude-code")
-    script = [Reply("I will stop here."), ShellCall(f"{SUBMIT} && sleep 70"), Reply("Done now.")]
+    submits, then works (eight different 9-second commands: Codex stops a command after 10 s by default,
+    Gemini CLI stops repeated identical calls as a loop) past the
+    margin, so it is the last."""
+    installed(agent)
+    script = [
+        Reply("I will stop here."),
+        ShellCall(SUBMIT),
+        *[ShellCall(f"sleep 9 && echo step {i}") for i in range(8)],
+        Reply("Done now."),
+    ]
     with ScriptedAPI(script, usage=USAGE) as api:
-        run = cli_run(results, monkeypatch, "claude-code", api, "--minutes", "2",
+        run = cli_run(results, monkeypatch, agent, api, "--minutes", "2",
                       "--continue-until-deadline", "--continue-margin", "1")  # fmt: skip
         main = api.main_requests()
     rec = record(run)
@@ -106,6 +114,16 @@ def test_an_agent_that_stops_early_is_resumed_in_its_session(results, monkeypatc
     sessions = {e["session_id"] for e in trace(run) if e["kind"] == "session"}
     assert len(sessions) == 1
     assert json.loads((run / "agent/summary.json").read_text())["attempts"] == 2
+
+
+def test_an_agent_that_keeps_stopping_is_not_resumed_forever(results, monkeypatch):
+    installed("claude-code")
+    with ScriptedAPI([], usage=USAGE) as api:  # every answer: "Done."
+        run = cli_run(results, monkeypatch, "claude-code", api, "--minutes", "3",
+                      "--continue-until-deadline", "--continue-margin", "0.5")  # fmt: skip
+    solve = record(run)["solve"]
+    assert len(solve["attempts"]) == 4  # the first run and three quick continuations
+    assert solve["detail"].startswith("not resumed again: the last 3 resumed sessions each ended within 60 s")
 
 
 @pytest.mark.parametrize(("agent", "status", "failure"), [

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from posttrainbench import settings
 from posttrainbench.agents import registry
-from posttrainbench.agents.base import AgentStartError
+from posttrainbench.agents.base import Agent, AgentContext, AgentStartError
 from posttrainbench.lifecycle.prepare import populate_workspace, protected_paths
-from posttrainbench.lifecycle.session import agent_context, open_session, resolve_sandbox
+from posttrainbench.lifecycle.session import Session, agent_context, open_session, resolve_sandbox
 from posttrainbench.process_group import members, signal_group
 from posttrainbench.redact import Redactor
 from posttrainbench.rundir import RunDir, hash_tree
@@ -58,22 +58,9 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
             with open_session(run, record, agent, ctx, agent.command(ctx), box, run.agent_dir) as session:
                 layer, gpu_ids = session.layer, session.plan.gpus
                 redactor = Redactor.from_environment(extra=session.services.secrets)
-                argv, message = session.argv, None
-                while True:
-                    attempt_start, t1 = utcnow(), time.monotonic()
-                    end, code, detail, idle_at_deadline = _supervise(
-                        argv, session.env, session.plan.workdir, run.agent_log, deadline,
-                        spec.grace_seconds, progress, redactor,
-                    )  # fmt: skip
-                    attempts.append(SolveAttempt(started_at=attempt_start, seconds=round(time.monotonic() - t1, 2),
-                                                 end=end, exit_code=code, message=message))  # fmt: skip
-                    left = deadline - time.time()
-                    if not (spec.continue_until_deadline and agent.resumable and end == SolveEnd.exited
-                            and left > spec.continue_margin_minutes * 60):  # fmt: skip
-                        break
-                    message = continuation_message(left)
-                    session_id = last_session_id(spec.agent, run.agent_log)
-                    argv = session.wrap(agent.resume_command(ctx, session_id, message))
+                attempts, end, code, detail, idle_at_deadline = _run_attempts(
+                    session, agent, ctx, run, deadline, progress, redactor
+                )
                 network = session.services.summary()
         except (AgentStartError, OSError) as e:
             end, code, detail = SolveEnd.failed_to_start, None, redactor(str(e))
@@ -112,6 +99,58 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
         record.solve, record.sandbox = result, box.name
         run.save(record)
         return result
+
+
+# An agent that ends this many resumed sessions in a row, each within QUICK_EXIT_S, is not resumed
+# again: it has stopped working, and each resume costs a model call.
+MAX_QUICK_RESUMES = 3
+QUICK_EXIT_S = 60
+
+
+def _run_attempts(
+    session: Session,
+    agent: Agent,
+    ctx: AgentContext,
+    run: RunDir,
+    deadline: float,
+    progress: Progress | None,
+    redactor: Redactor,
+) -> tuple[list[SolveAttempt], SolveEnd, int | None, str, bool]:
+    """The agent's first run, then (--continue-until-deadline) its continuations; returns the
+    attempts and how the last one ended."""
+    spec = run.load().spec
+    attempts: list[SolveAttempt] = []
+    argv, message = session.argv, None
+    while True:
+        started_at, t0 = utcnow(), time.monotonic()
+        end, code, detail, idle = _supervise(
+            argv,
+            session.env,
+            session.plan.workdir,
+            run.agent_log,
+            deadline,
+            spec.grace_seconds,
+            progress,
+            redactor,
+        )
+        seconds = round(time.monotonic() - t0, 2)
+        attempts.append(
+            SolveAttempt(started_at=started_at, seconds=seconds, end=end, exit_code=code, message=message)
+        )
+        left = deadline - time.time()
+        if not (spec.continue_until_deadline and agent.resumable and end == SolveEnd.exited):
+            return attempts, end, code, detail, idle
+        if left <= spec.continue_margin_minutes * 60:
+            return attempts, end, code, detail, idle
+        resumed = attempts[1:][-MAX_QUICK_RESUMES:]
+        if len(resumed) == MAX_QUICK_RESUMES and all(a.seconds < QUICK_EXIT_S for a in resumed):
+            detail = (
+                f"not resumed again: the last {MAX_QUICK_RESUMES} resumed sessions each ended within "
+                f"{QUICK_EXIT_S} s"
+            )
+            return attempts, end, code, detail, idle
+        message = continuation_message(left)
+        argv = session.wrap(agent.resume_command(ctx, last_session_id(spec.agent, run.agent_log), message))
 
 
 def continuation_message(seconds_left: float) -> str:

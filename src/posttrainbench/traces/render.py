@@ -81,8 +81,8 @@ def print_transcript(
         if e.kind == "usage":
             continue
         console.print(escape(headline(e)), style=STYLE[e.kind], highlight=False)
-        if e.text:
-            console.print(escape(_clip(e.text, limit)), highlight=False)
+        if e.text:  # soft wrap: the terminal wraps; a redirected transcript keeps whole lines
+            console.print(escape(_clip(e.text, limit)), highlight=False, soft_wrap=True)
         console.print()
 
 

@@ -37,8 +37,9 @@ AUTH = re.compile(
     re.I,
 )
 PROVIDER = re.compile(
-    r"\b(429|500|502|503|504|529)\b|overloaded|rate[_ ]limit|fetch failed|ECONNRESET|ETIMEDOUT|ECONNREFUSED"
-    r"|socket hang up|stream disconnected|internal server error|service unavailable",
+    r"(status|error|http)\D{0,20}\b(429|500|502|503|504|529)\b|overloaded|rate[_ ]limit|fetch failed"
+    r"|ECONNRESET|ETIMEDOUT|ECONNREFUSED|socket hang up|stream disconnected|internal server error"
+    r"|service unavailable",
     re.I,
 )
 
@@ -137,16 +138,16 @@ def classify(text: str, status: int | None) -> AgentFailureClass | None:
 
 def agent_failure(events: list[TraceEvent], tail: list[str], hung: bool) -> AgentFailure | None:
     """What ended the agent's work, when it was not the agent's own choice: the last error with no
-    model response after it (from the trace, else from the log's last lines), or a CLI silent and
-    alone at the deadline."""
+    model response after it (from the trace; from the log's last plain-text lines only when there
+    is no parsed trace), or a CLI silent and alone at the deadline."""
     last_error = next((i for i in range(len(events) - 1, -1, -1) if events[i].kind == "error"), None)
     if last_error is not None and not any(e.kind in ("usage", "message") for e in events[last_error + 1 :]):
         e = events[last_error]
         found = classify(" ".join(filter(None, [e.error_type, e.text])), e.status)
         if found:
             return AgentFailure(failure=found, evidence=(e.text or e.error_type or "")[:500], status=e.status)
-    if not events or last_error is None:
-        for line in reversed(tail):
+    if not events:
+        for line in reversed([t for t in tail if not t.lstrip().startswith("{")]):
             found = classify(line, None)
             if found:
                 return AgentFailure(failure=found, evidence=line[:500])
