@@ -63,6 +63,10 @@ class Redactor:
         secrets = {k: v for k, v in env.items() if SECRET_NAME.search(k) or k in named}
         return cls({**secrets, **(extra or {})})
 
+    def extended(self, secrets: dict[str, str]) -> Redactor:
+        """This redactor plus more named secrets (a session's per-run tokens, say)."""
+        return Redactor({**{name: value for value, name in self.known.items()}, **secrets})
+
     def __call__(self, text: str) -> str:
         if self.pattern is not None:
             text = self.pattern.sub(lambda m: f"[REDACTED:{self.known[m.group(0)]}]", text)

@@ -57,7 +57,7 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
             setup = agent.setup(ctx)
             with open_session(run, record, agent, ctx, agent.command(ctx), box, run.agent_dir) as session:
                 layer, gpu_ids = session.layer, session.plan.gpus
-                redactor = Redactor.from_environment(extra=session.services.secrets)
+                redactor = redactor.extended(session.services.secrets)
                 attempts, end, code, detail, idle_at_deadline = _run_attempts(
                     session, agent, ctx, run, deadline, progress, redactor
                 )
@@ -69,16 +69,18 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
         layer.evidence(run.agent_dir / "downloads.json")
         redactor.tree(run.agent_dir, skip=[layer.root])
         redactor.tree(run.workspace)
+        lines = list(trace_summary.log_lines(run.agent_log))  # read once, after redaction
         events, _ = trace_summary.build(
-            spec.agent, run.agent_dir, attempts, spec.budget_seconds, setup.get("model")
+            spec.agent, run.agent_dir, lines, attempts, spec.budget_seconds, setup.get("model")
         )
-        silent_for = deadline - _last_output(run.agent_log)
+        stamps = [t for t, _ in lines if t]
+        silent_for = deadline - (trace_summary.epoch(stamps[-1]) if stamps else 0.0)
         failure = None
         if end != SolveEnd.failed_to_start:
             hung = (
                 end == SolveEnd.deadline and idle_at_deadline and silent_for >= trace_summary.HUNG_SILENCE_S
             )
-            failure = trace_summary.agent_failure(events, _tail(run.agent_log), hung)
+            failure = trace_summary.agent_failure(events, [text for _, text in lines[-40:]], hung)
         result = SolveResult(
             end=end,
             exit_code=code,
@@ -171,19 +173,8 @@ def last_session_id(agent: str, log: Path) -> str | None:
     return ids[-1] if ids else None
 
 
-def _tail(log: Path, lines: int = 40) -> list[str]:
-    return [text for _, text in list(trace_summary.log_lines(log))[-lines:]]
-
-
-def _last_output(log: Path) -> float:
-    stamps = [t for t, _ in trace_summary.log_lines(log) if t]
-    if not stamps:
-        return 0.0
-    return datetime.strptime(stamps[-1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-
-
 def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime(trace_summary.STAMP_FORMAT)
 
 
 def _pump(fd: int, log_path: Path, redact: Callable[[str], str]) -> None:

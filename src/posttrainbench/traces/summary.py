@@ -10,7 +10,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
@@ -22,6 +22,7 @@ from posttrainbench.traces import prices
 from posttrainbench.traces.parsers import PARSERS
 from posttrainbench.traces.schema import TraceEvent, Usage
 
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # output.log's line prefix, UTC
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\] ?(.*)$")
 HUNG_SILENCE_S = 30 * 60
 
@@ -74,9 +75,9 @@ def log_lines(log: Path) -> Iterator[tuple[str | None, str]]:
             yield (m.group(1), m.group(2)) if m else (None, line.rstrip("\n"))
 
 
-def _seconds(a: str, b: str) -> float:
-    parse = lambda s: datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
-    return (parse(b) - parse(a)).total_seconds()
+def epoch(stamp: str) -> float:
+    """Unix seconds of an output.log timestamp."""
+    return datetime.strptime(stamp, STAMP_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 def summarize(
@@ -103,7 +104,7 @@ def summarize(
         if all(c is not None for c in per_event):
             cost, source, table = round(sum(per_event), 6), "price-table", prices.VERSION
     active = sum(a.seconds for a in attempts)
-    silences = [_seconds(a, b) for a, b in pairwise(stamps)]
+    silences = [epoch(b) - epoch(a) for a, b in pairwise(stamps)]
     messages = sum(e.kind == "message" for e in events)
     return TraceSummary(
         agent=agent,
@@ -160,10 +161,15 @@ def agent_failure(events: list[TraceEvent], tail: list[str], hung: bool) -> Agen
 
 
 def build(
-    agent: str, agent_dir: Path, attempts: list[SolveAttempt], budget: float, model: str | None = None
+    agent: str,
+    agent_dir: Path,
+    lines: list[tuple[str | None, str]],
+    attempts: list[SolveAttempt],
+    budget: float,
+    model: str | None = None,
 ) -> tuple[list[TraceEvent], TraceSummary]:
-    """Write agent/trace.jsonl (when the agent has a parser) and agent/summary.json."""
-    lines = list(log_lines(agent_dir / "output.log"))
+    """Write agent/trace.jsonl (when the agent has a parser) and agent/summary.json from the output
+    log's `lines` (see log_lines)."""
     parser = PARSERS.get(agent)
     events = list(parser(lines)) if parser else []
     if parser:

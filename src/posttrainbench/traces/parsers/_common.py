@@ -44,6 +44,11 @@ def as_json(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+def as_status(value: Any) -> int | None:
+    """An HTTP status as the CLI gave it, when it is one."""
+    return value if isinstance(value, int) else None
+
+
 def number(value: Any) -> int:
     return int(value) if isinstance(value, int | float) else 0
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from posttrainbench.traces.parsers._common import as_json, is_zero, minus, number, records
+from posttrainbench.traces.parsers._common import as_json, as_status, is_zero, minus, number, records
 from posttrainbench.traces.schema import TraceEvent, Usage
 
 SYNTHETIC = "<synthetic>"
@@ -126,7 +126,7 @@ class _Parser:
             yield TraceEvent(
                 time=time,
                 kind="error",
-                status=status if isinstance(status, int) else None,
+                status=as_status(status),
                 error_type=rec.get("error"),
                 text=f"API error {status} ({rec.get('error')}); retry {rec.get('attempt')}/{rec.get('max_retries')}",
             )
@@ -190,7 +190,7 @@ class _Parser:
             yield TraceEvent(
                 time=time,
                 kind="error",
-                status=status if isinstance(status, int) else None,
+                status=as_status(status),
                 error_type=error_type or rec.get("subtype"),
                 text=str(rec.get("result") or text or (as_json(errors) if errors else "")),
             )

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from posttrainbench.traces.parsers._common import as_json, iso_from_ms, number, records
+from posttrainbench.traces.parsers._common import as_json, as_status, iso_from_ms, number, records
 from posttrainbench.traces.schema import TraceEvent, Usage
 
 
@@ -76,7 +76,7 @@ def parse(lines: Iterable[tuple[str | None, str]]) -> Iterator[TraceEvent]:
             yield TraceEvent(
                 time=time,
                 kind="error",
-                status=status if isinstance(status, int) else None,
+                status=as_status(status),
                 error_type=error.get("name"),
                 text=str(data.get("message") or error.get("name") or ""),
             )
