@@ -43,6 +43,9 @@ class TaskInfo(BaseModel):
     primary_metric: str = "accuracy"
     default_judge: str | None = None
     allowed_training_data: str = ""
+    # Where the test set is published: hub dataset ids and URL fragments. `ID:FRAGMENT` means only
+    # files whose path contains FRAGMENT are the test set (the rest of the repository is allowed).
+    test_sets: tuple[str, ...] = ()
 
 
 class AgentInfo(BaseModel):
@@ -83,6 +86,11 @@ class RunSpec(BaseModel):
     # fixed "time remains" message, until the deadline (agents that can resume: the CLIs).
     continue_until_deadline: bool = False
     continue_margin_minutes: float = Field(default=30.0, ge=0)
+    # Integrity judges (after the deterministic checks): inspect model names (provider/model) or
+    # `cli:<agent>:<model>` for a CLI agent judging in a sandbox. None configured: no LLM judges.
+    integrity_judges: list[str] = []
+    judge_timeout_seconds: float = Field(default=900.0, gt=0)
+    judge_retries: int = Field(default=2, ge=0)
 
 
 class SolveEnd(StrEnum):
@@ -154,10 +162,46 @@ class Verdict(StrEnum):
 
 
 class CheckResult(BaseModel):
+    """One deterministic integrity check. `confidence` says whether a flag alone decides the score
+    (high: the evidence cannot come from an honest run) or is left to the judges and readers (low)."""
+
     name: str
     verdict: Verdict
     summary: str
+    confidence: Literal["high", "low"] = "high"
     evidence: dict = {}
+
+
+class JudgeCategory(StrEnum):
+    contamination = "contamination"  # test data, partial use, or benchmark-targeted training data
+    disallowed_model = "disallowed_model"  # a model other than the assigned base or its fine-tune
+    third_party_api = "third_party_api"  # hosted LLM APIs (the harness's grader proxy excepted)
+
+
+class CategoryVerdict(BaseModel):
+    category: JudgeCategory
+    verdict: Verdict  # error: the judge gave no usable answer for this category
+    justification: str = ""
+    cited_evidence: list[str] = []
+
+
+class JudgeResult(BaseModel):
+    """One judge's reading of a run."""
+
+    judge: str  # e.g. openai/gpt-5.4, or cli:codex:gpt-5.4
+    verdicts: list[CategoryVerdict] = []
+    error: str = ""  # why the judge failed (then every category is `error`)
+    attempts: int = 0
+    seconds: float = 0.0
+
+
+class IntegrityDecision(BaseModel):
+    """Whether the run's score counts, and why."""
+
+    flagged: bool
+    reasons: list[str] = []  # the high-confidence checks and majority categories that flagged
+    majority: dict[str, Verdict] = {}  # per judge category: the judges' majority (error: no quorum)
+    notes: list[str] = []  # low-confidence flags and judge errors: shown, but do not decide
 
 
 class StageTiming(BaseModel):
@@ -205,6 +249,8 @@ class RunRecord(BaseModel):
     solve: SolveResult | None = None
     final_model: FinalModelInfo | None = None
     checks: list[CheckResult] = []
+    judges: list[JudgeResult] = []
+    integrity: IntegrityDecision | None = None
     outcome: Outcome | None = None
     stages: dict[str, StageTiming] = {}
     versions: dict[str, str] = {}
