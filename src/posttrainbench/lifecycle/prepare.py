@@ -12,9 +12,14 @@ from pathlib import Path
 from posttrainbench import models, prompts, settings, tasks
 from posttrainbench.agents import registry
 from posttrainbench.errors import UserError
+from posttrainbench.integrity import ngrams
+from posttrainbench.integrity.contamination import task_index
 from posttrainbench.rundir import RunDir
 from posttrainbench.specs import RunRecord, RunSpec
 
+# The contamination checker the judges' evidence comes from, for the agent to check its own data
+# against hashed n-grams of the test set (the test text itself is not given).
+TOOL_FILES = ("tools/contamination_check.py", "tools/test_ngrams.npz")
 TIMER = """#!/bin/sh
 # Prints the time left for this run. Deadline (Unix seconds): {deadline}
 left=$(( {deadline} - $(date +%s) ))
@@ -27,7 +32,7 @@ def protected_paths(task_name: str) -> list[str]:
     """Workspace files the agent must not change (read-only in the sandbox; hashed around solve)."""
     task = tasks.get(task_name)
     templates = sorted(f"templates/{p.name}" for p in models.TEMPLATES_DIR.glob("*.jinja"))
-    return sorted([*task.agent_files(), *templates, "timer.sh"])
+    return sorted([*task.agent_files(), *templates, "timer.sh", *TOOL_FILES])
 
 
 def write_timer(workspace: Path, deadline: float) -> None:
@@ -64,6 +69,9 @@ def prepare(spec: RunSpec, results_root: Path) -> RunDir:
     check_writable(results_root)
     card = models.get(spec.model)
     models.snapshot(card, settings.model_cache())  # fail now, not inside the agent, if missing
+    models.twin_snapshot(
+        card, settings.model_cache()
+    )  # built now for local models (the lineage check's candidate)
     task = tasks.get(spec.task)
     run = RunDir(results_root / new_run_id(spec))
     run.path.mkdir(parents=True)
@@ -89,15 +97,19 @@ def populate_workspace(run: RunDir, spec: RunSpec, deadline: float) -> None:
         _install(src, ws / rel)
     for tpl in models.TEMPLATES_DIR.glob("*.jinja"):
         _install(tpl, ws / "templates" / tpl.name)
+    _install(Path(ngrams.__file__), ws / TOOL_FILES[0])
+    _install(task_index(spec.task).to_bytes(), ws / TOOL_FILES[1])
     write_timer(ws, deadline)
 
 
-def _install(src: Path | str, dest: Path) -> None:
-    """Install a file (a path to copy, or its text) read-only."""
+def _install(src: Path | str | bytes, dest: Path) -> None:
+    """Install a file (a path to copy, or its text or bytes) read-only."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         dest.chmod(0o644)
-    if isinstance(src, str):
+    if isinstance(src, bytes):
+        dest.write_bytes(src)
+    elif isinstance(src, str):
         dest.write_text(src)
     else:
         shutil.copyfile(src, dest)
