@@ -24,6 +24,7 @@ class AIME2025Task(Task):
         default_limit=None,
         default_max_tokens=16000,
         retry_max_tokens=(12000, 8000),
+        test_sets=("math-ai/aime25", "opencompass/AIME2025", "yentinglin/aime_2025"),
         allowed_training_data="anything except the AIME 2025 problems and their solutions",
     )
     data_folder = "aime2025"

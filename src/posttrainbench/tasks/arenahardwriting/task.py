@@ -72,6 +72,7 @@ class ArenaHardWritingTask(Task):
         retry_max_tokens=(12288, 8192),
         token_flag="--max-new-tokens",
         default_judge="openai/gpt-5-mini",
+        test_sets=("lmarena-ai/arena-hard-auto", "lmarena/arena-hard-auto"),
         allowed_training_data=(
             "any data you can find or generate, except the Arena-Hard v2.0 questions and any answers or "
             "judgments for them (including the baseline answers the judge compares against)"

@@ -37,6 +37,11 @@ class BFCLTask(Task):
         default_limit=None,
         default_max_tokens=16000,
         retry_max_tokens=(12000, 8000),
+        test_sets=(
+            "gorilla-llm/Berkeley-Function-Calling-Leaderboard",
+            "BFCL_v3_exec_simple",
+            "BFCL_v4_exec_simple",
+        ),
         allowed_training_data="anything except the BFCL exec_simple questions and their answers",
     )
     data_folder = "bfcl"

@@ -33,6 +33,7 @@ class GPQAMainTask(Task):
         default_limit=50,
         default_max_tokens=16000,
         retry_max_tokens=(12000, 8000),
+        test_sets=("Idavidrein/gpqa", "gpqa_main.csv"),
         allowed_training_data="anything except GPQA (any of its sets) and its explanations",
     )
     data_folder = "gpqa"

@@ -31,6 +31,7 @@ class GSM8KTask(Task):
         default_limit=150,
         default_max_tokens=4000,
         retry_max_tokens=(3000, 2000),
+        test_sets=("openai/gsm8k:test", "grade-school-math/data/test"),
         allowed_training_data="anything except the GSM8K test split (the train split is allowed)",
     )
     data_folder = "gsm8k"

@@ -63,6 +63,7 @@ class HealthBenchTask(Task):
         retry_max_tokens=(12288, 8192),
         token_flag="--max-new-tokens",
         default_judge="openai/gpt-5-mini",
+        test_sets=("openai/healthbench", "simple-evals/healthbench"),
         allowed_training_data=(
             "any data except HealthBench itself: neither these test conversations nor any other "
             "HealthBench conversation, rubric or reference completion"

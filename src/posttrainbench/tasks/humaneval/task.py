@@ -26,6 +26,7 @@ class HumanEvalTask(Task):
         default_limit=150,
         default_max_tokens=4000,
         retry_max_tokens=(3000, 2000),
+        test_sets=("openai/openai_humaneval", "openai/human-eval"),
         allowed_training_data="anything except the HumanEval problems, solutions and tests",
     )
     data_folder = "humaneval"
