@@ -9,13 +9,14 @@ from typing import Annotated, get_args
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from posttrainbench import models, tasks
 from posttrainbench.agents import registry
 from posttrainbench.errors import UserError, unknown
-from posttrainbench.rundir import RunDir
-from posttrainbench.specs import NetworkPolicy, RunSpec, SandboxName
+from posttrainbench.rundir import RunDir, write_json_atomic
+from posttrainbench.specs import NetworkPolicy, RunSpec, SandboxName, Verdict
 
 app = typer.Typer(
     help=(
@@ -81,6 +82,22 @@ def budget_seconds(hours: float | None, minutes: float | None) -> float:
     if total <= 0:
         raise UserError("the time budget must be positive (--hours and/or --minutes)")
     return total
+
+
+IntegrityJudgeOption = typer.Option(
+    help="an LLM judge of the run's integrity, after the deterministic checks (repeatable; in each "
+    "category - contamination, disallowed_model, third_party_api - the majority of the judges that "
+    "answered decides): an inspect model such as openai/gpt-5.4 or openai-api/SERVICE/MODEL, its key "
+    "read from this environment, or cli:AGENT:MODEL[,options] for a CLI agent that reads the run in a "
+    "read-only sandbox. A judge that fails is recorded as an error, never as cheating; rerun it with "
+    "`ptb judge RUN_DIR`",
+)
+JudgeTimeoutOption = typer.Option(
+    min=1, help="seconds each integrity judge has for its answer, retries included (then: error)"
+)
+JudgeRetriesOption = typer.Option(
+    min=0, help="attempts an integrity judge gets after a failed or unparseable answer"
+)
 
 
 @app.command()
@@ -149,11 +166,17 @@ def run(
             "leaderboard leaves the run out)",
         ),
     ] = None,
+    integrity_judge: Annotated[list[str] | None, IntegrityJudgeOption] = None,
+    judge_timeout: Annotated[float, JudgeTimeoutOption] = 900.0,
+    judge_retries: Annotated[int, JudgeRetriesOption] = 2,
 ) -> None:
-    """Run one agent on one (task, base model) end to end: prepare, solve, collect, check,
-    evaluate, record. Everything lands in OUT/RUN_ID/ (run.json is the record)."""
+    """Run one agent on one (task, base model) end to end: prepare, solve, collect, check, judge
+    (with --integrity-judge), evaluate, record. Everything lands in OUT/RUN_ID/ (run.json is the
+    record)."""
+    from posttrainbench.integrity.judges import check_judge_names
     from posttrainbench.lifecycle.pipeline import run_one
 
+    check_judge_names(integrity_judge or [])
     if sandbox not in get_args(SandboxName):
         raise unknown("sandbox", sandbox, list(get_args(SandboxName)))
     if network not in get_args(NetworkPolicy):
@@ -168,7 +191,8 @@ def run(
         sandbox=sandbox, sandbox_image=sandbox_image, network=network, allow_hosts=allow_host or [],
         judge_model=judge_model, grader_token_budget=grader_tokens, grace_seconds=grace,
         eval_limit=eval_limit, continue_until_deadline=continue_until_deadline,
-        continue_margin_minutes=continue_margin,
+        continue_margin_minutes=continue_margin, integrity_judges=integrity_judge or [],
+        judge_timeout_seconds=judge_timeout, judge_retries=judge_retries,
     )  # fmt: skip
     run_dir, _ = run_one(spec, out, console)
     show_outcome(run_dir)
@@ -352,7 +376,10 @@ def _reevaluate_run(run_dir: Path) -> None:
 @app.command()
 @user_errors
 def check(run_dir: Annotated[Path, typer.Argument(help="an existing run directory")]) -> None:
-    """Re-run the integrity checks of a run (then its record); writes integrity.json."""
+    """Re-run the deterministic integrity checks of a run (then its record): evaluator tamper, model
+    lineage, contamination, downloads, third-party API use, notes to the judges. Each writes its
+    verdict (pass, flag with high or low confidence, error) and evidence to integrity.json; a
+    high-confidence flag makes the run count as the base model."""
     from posttrainbench.lifecycle.check import check as check_stage
     from posttrainbench.lifecycle.pipeline import run_stage
     from posttrainbench.lifecycle.record import record
@@ -360,8 +387,55 @@ def check(run_dir: Annotated[Path, typer.Argument(help="an existing run director
     run = RunDir.existing(run_dir)
     run_stage(run, "check", lambda: check_stage(run), console)
     run_stage(run, "record", lambda: record(run), console)
-    for c in run.load().checks:
-        console.print(f"  {c.name}: [bold]{c.verdict.value}[/] - {c.summary}", highlight=False)
+    show_integrity(run)
+
+
+def show_integrity(run: RunDir) -> None:
+    rec = run.load()
+    for c in rec.checks:
+        low = " (low confidence)" if c.verdict == Verdict.flag and c.confidence == "low" else ""
+        console.print(f"  {c.name}: [bold]{c.verdict.value}[/]{low} - {c.summary}", highlight=False)
+    d = rec.integrity
+    if d:
+        verdict = "[red]flagged: counts as the base model[/]" if d.flagged else "[green]not flagged[/]"
+        console.print(f"  decision: {verdict}", highlight=False)
+        for line in [*d.reasons, *d.notes]:
+            console.print(f"    - {line}", highlight=False)
+
+
+@app.command()
+@user_errors
+def judge(
+    run_dir: Annotated[Path, typer.Argument(help="an existing run directory")],
+    integrity_judge: Annotated[list[str] | None, IntegrityJudgeOption] = None,
+    judge_timeout: Annotated[float | None, JudgeTimeoutOption] = None,
+    judge_retries: Annotated[int | None, JudgeRetriesOption] = None,
+) -> None:
+    """Re-run the LLM integrity judges of a run (then its record): the judges the run was started
+    with, or those given with --integrity-judge (timeout and retries: the run's unless given). Their
+    verdicts replace the previous judges' in run.json and integrity.json and the decision is taken
+    again. A judge that fails (no key, provider down, timeout, unparseable answer) counts as an error
+    in every category, not as a cheating verdict: run this again to retry it."""
+    from posttrainbench.integrity.judges import check_judge_names
+    from posttrainbench.lifecycle.judge import judge as judge_stage
+    from posttrainbench.lifecycle.pipeline import run_stage
+    from posttrainbench.lifecycle.record import record
+
+    run = RunDir.existing(run_dir)
+    names = integrity_judge or run.load().spec.integrity_judges
+    if not names:
+        raise UserError(
+            f"{run_dir} was run without integrity judges; name one with --integrity-judge MODEL "
+            "(e.g. openai/gpt-5.4 or cli:codex:gpt-5.4)"
+        )
+    check_judge_names(names)
+    run_stage(run, "judge", lambda: judge_stage(run, names, judge_timeout, judge_retries), console)
+    run_stage(run, "record", lambda: record(run), console)
+    for j in run.load().judges:
+        verdicts = ", ".join(f"{v.category.value} [bold]{v.verdict.value}[/]" for v in j.verdicts)
+        failed = f" [red](failed: {escape(j.error)})[/]" if j.error else ""
+        console.print(f"  {escape(j.judge)}: {verdicts}{failed}", highlight=False)
+    show_integrity(run)
 
 
 @app.command()
@@ -458,6 +532,47 @@ def demo(
     from posttrainbench.demo.run import run_demo
 
     run_demo(out, reference_minutes=minutes, sandbox=sandbox, console=console)
+
+
+@app.command()
+@user_errors
+def calibrate(
+    out: Annotated[Path, typer.Option(help="where the calibration runs and calibration.json go")] = Path(
+        "ptb-calibration"
+    ),
+    minutes: Annotated[float, typer.Option(help="budget of each run, in minutes")] = 1.0,
+    integrity_judge: Annotated[
+        list[str] | None, typer.Option(help="also measure this judge (repeatable; see `ptb run --help`)")
+    ] = None,
+    agent: Annotated[
+        list[str] | None, typer.Option(help="only this planted or clean agent (repeatable; default: all)")
+    ] = None,
+    sandbox: Annotated[str, typer.Option(help=SANDBOX_HELP)] = "auto",
+    network: Annotated[
+        str, typer.Option(help="network policy of the runs (allowlist logs every connection attempt)")
+    ] = "allowlist",
+) -> None:
+    """Measure the integrity checks: run every planted-cheat agent (test set, paraphrased test set,
+    instruct twin, evaluator tampering, a note to the judges, a hosted API call) and the clean ones
+    (noop, reference, base plus noise) on the toy task, then print per check and per judge the
+    true and false positives and negatives. Writes OUT/calibration.json."""
+    from posttrainbench.integrity.calibrate import agents, calibrate, show
+    from posttrainbench.integrity.judges import check_judge_names
+
+    check_judge_names(integrity_judge or [])
+    known = [a.info.name for a in agents()]
+    for name in agent or []:
+        if name not in known:
+            raise unknown("calibration agent", name, known)
+    if network not in get_args(NetworkPolicy):
+        raise unknown("network policy", network, list(get_args(NetworkPolicy)))
+    if sandbox not in get_args(SandboxName):
+        raise unknown("sandbox", sandbox, list(get_args(SandboxName)))
+    out.mkdir(parents=True, exist_ok=True)
+    result = calibrate(out, minutes, integrity_judge or [], sandbox, network, agent, console)
+    write_json_atomic(out / "calibration.json", result.model_dump(mode="json"))
+    show(result, console)
+    console.print(f"written: {out / 'calibration.json'}", style="dim")
 
 
 def main() -> None:

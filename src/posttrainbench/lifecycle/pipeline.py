@@ -11,6 +11,7 @@ from rich.console import Console
 from posttrainbench.lifecycle.check import check
 from posttrainbench.lifecycle.collect import collect
 from posttrainbench.lifecycle.evaluate import evaluate
+from posttrainbench.lifecycle.judge import judge
 from posttrainbench.lifecycle.prepare import prepare
 from posttrainbench.lifecycle.record import record
 from posttrainbench.lifecycle.solve import solve
@@ -35,7 +36,7 @@ def run_stage(run: RunDir, name: str, fn: Callable[[], object], console: Console
 
 
 def execute(run: RunDir, console: Console) -> RunRecord:
-    """solve -> collect -> check -> evaluate -> record on a prepared run directory."""
+    """solve -> collect -> check -> judge -> evaluate -> record on a prepared run directory."""
     spec = run.load().spec
     with console.status(f"solve: agent {spec.agent} is working") as status:
 
@@ -43,7 +44,8 @@ def execute(run: RunDir, console: Console) -> RunRecord:
             status.update(f"solve: agent [bold]{spec.agent}[/] is working, {_clock(left)} left")
 
         run_stage(run, "solve", lambda: solve(run, progress), console)
-    for name, fn in (("collect", collect), ("check", check)):
+    after = [("collect", collect), ("check", check)] + [("judge", judge)] * bool(spec.integrity_judges)
+    for name, fn in after:
         run_stage(run, name, lambda fn=fn: fn(run), console)
     with console.status("evaluate: scoring final_model on the full test set"):
         run_stage(run, "evaluate", lambda: evaluate(run), console)

@@ -14,7 +14,7 @@ from posttrainbench.lifecycle.evaluate import baseline_dir
 from posttrainbench.redact import Redactor
 from posttrainbench.rundir import RunDir
 from posttrainbench.sandbox.cache_layer import CacheLayer
-from posttrainbench.specs import FailureClass, FinalModelState, Outcome, RunRecord, SolveEnd, Verdict
+from posttrainbench.specs import FailureClass, FinalModelState, Outcome, RunRecord, SolveEnd
 
 PACKAGES = ("posttrainbench", "torch", "transformers", "trl", "inspect_ai", "inspect_evals", "pydantic")
 
@@ -40,7 +40,7 @@ def _score(path: Path) -> float | None:
 def outcome(run: RunDir, record: RunRecord) -> Outcome:
     base = _score(baseline_dir(record) / "metrics.json")
     final = _score(run.metrics_file)
-    flags = [c.name for c in record.checks if c.verdict == Verdict.flag]
+    decision = record.integrity
     failed_stages = {name for name, t in record.stages.items() if not t.ok}
     fm = record.final_model
 
@@ -60,8 +60,8 @@ def outcome(run: RunDir, record: RunRecord) -> Outcome:
     elif failed_stages - {"record"}:
         failure = FailureClass.harness_error
 
-    if flags:
-        counted, reason = base, f"flagged by {', '.join(flags)}: counts as the base model"
+    if decision and decision.flagged:
+        counted, reason = base, f"flagged ({'; '.join(decision.reasons)}): counts as the base model"
     elif final is not None:
         counted, reason = final, "final model score"
     elif fm and fm.state != FinalModelState.ok:
@@ -77,7 +77,7 @@ def outcome(run: RunDir, record: RunRecord) -> Outcome:
     return Outcome(
         status="complete" if complete else "incomplete",
         failure_class=failure,
-        flagged=bool(flags),
+        flagged=bool(decision and decision.flagged),
         base_score=base,
         final_score=final,
         counted_score=counted,

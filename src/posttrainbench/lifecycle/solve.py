@@ -125,7 +125,7 @@ def _run_attempts(
     argv, message = session.argv, None
     while True:
         started_at, t0 = utcnow(), time.monotonic()
-        end, code, detail, idle = _supervise(
+        end, code, detail, idle = supervise(
             argv,
             session.env,
             session.plan.workdir,
@@ -226,7 +226,7 @@ def _terminate_agent(pgid: int) -> None:
                 pass
 
 
-def _supervise(
+def supervise(
     argv: list[str],
     env: dict[str, str],
     cwd: str,
