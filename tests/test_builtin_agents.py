@@ -36,9 +36,9 @@ def test_cheat_is_flagged_and_counts_as_base(results):
     _, run = run_ptb(results, *RUN, "--agent", "cheat-testset", "--minutes", "1")
     rec = record(run)
     checks = {c["name"]: c for c in rec["checks"]}
-    contamination = checks["contamination_exact"]
-    assert contamination["verdict"] == "flag"
-    assert contamination["evidence"]["files"]["data/extra_train.jsonl"]["items"] == 200
+    contamination = checks["contamination"]
+    assert (contamination["verdict"], contamination["confidence"]) == ("flag", "high")
+    assert contamination["evidence"]["data"]["files"]["workspace/data/extra_train.jsonl"]["items"] == 200
     assert checks["evaluator_tamper"]["verdict"] == "pass"
     o = rec["outcome"]
     assert o["flagged"] and o["counted_score"] == o["base_score"]

@@ -51,7 +51,7 @@ def _with(option: str, value: str) -> list[str]:
     [
         (_with("--task", "gsm9k"), "valid tasks: aime2025, arenahardwriting, arith, bfcl"),
         (_with("--model", "llama"), "valid models: Qwen3-1.7B-Base"),
-        (_with("--agent", "claude"), "valid agents: cheat-testset, claude-code, codex, gemini-cli, noop"),
+        (_with("--agent", "claude"), "valid agents: cheat-api, cheat-judge-note, cheat-paraphrase"),
         (["list", "widgets"], "valid: agents, models, tasks"),
         (_with("--minutes", "0"), "time budget must be positive"),
         ([*BASE, "--sandbox", "docker"], "valid sandboxes: apptainer, auto, bwrap, none"),

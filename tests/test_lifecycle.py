@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from conftest import ptb, record, run_ptb, script_agent
+from posttrainbench.lifecycle.prepare import TOOL_FILES
 
 RUN = ["run", "--task", "arith", "--model", "ptb-tiny", "--network", "none"]
 
@@ -60,14 +61,15 @@ def test_prompt_states_the_rules(noop_run):
     _, run = noop_run
     prompt = (run / "prompt.txt").read_text()
     for needle in ("posttrainbench/ptb-tiny-base", "Arith", "2 minutes", "final_model", "timer.sh",
-                   "--limit", "test data", "evaluate.py", "instruct", "Finish every process"):  # fmt: skip
+                   "--limit", "test data", "evaluate.py", "instruct", "Finish every process",
+                   "tools/contamination_check.py", "hosted LLM APIs"):  # fmt: skip
         assert needle in prompt, needle
 
 
 def test_workspace_has_task_files_and_a_timer(noop_run):
     _, run = noop_run
     ws = run / "workspace"
-    for name in ("evaluate.py", "templates/qwen3.jinja", "arith_train.jsonl", "timer.sh"):
+    for name in ("evaluate.py", "templates/qwen3.jinja", "arith_train.jsonl", "timer.sh", *TOOL_FILES):
         assert (ws / name).is_file(), name
     out = __import__("subprocess").run(["bash", str(ws / "timer.sh")], capture_output=True, text=True).stdout
     assert out.startswith(("Remaining time", "Timer expired"))
@@ -76,7 +78,10 @@ def test_workspace_has_task_files_and_a_timer(noop_run):
 def test_rerun_check_and_eval_on_existing_run(noop_run):
     _, run = noop_run
     before = record(run)
-    assert "contamination_exact" in ptb("check", str(run), check=True).stdout
+    shown = ptb("check", str(run), check=True).stdout
+    for name in ("evaluator_tamper", "model_lineage", "contamination", "downloads", "third_party_api"):
+        assert f"{name}: pass" in shown
+    assert "decision: not flagged" in shown
     proc = ptb("eval", str(run), check=True)
     after = record(run)
     assert after["outcome"]["final_score"] == before["outcome"]["final_score"]
@@ -152,7 +157,11 @@ def test_sandbox_protects_evaluator_and_hides_other_runs(results, tmp_path):
     assert (run / "workspace/seen.txt").read_text().split() == [run.name]
     rec = record(run)
     assert rec["sandbox"] == "bwrap"
-    assert {c["name"]: c["verdict"] for c in rec["checks"]}["evaluator_tamper"] == "pass"
+    # the write was refused: hashes unchanged, the attempt is evidence (low confidence), no penalty
+    tamper = {c["name"]: c for c in rec["checks"]}["evaluator_tamper"]
+    assert (tamper["verdict"], tamper["confidence"]) == ("flag", "low") and not tamper["evidence"]["changed"]
+    assert tamper["evidence"]["attempts"][0]["kind"] == "refused"
+    assert not rec["outcome"]["flagged"]
     assert rec["final_model"]["state"] == "ok"
 
 
@@ -172,11 +181,12 @@ def test_contaminated_data_file_is_flagged(results, tmp_path):
     lines = "".join(f"{it.a}+{it.b} -> {it.answer}\\n" for it in arith_test_split()[:40] if it.op == "+")
     body = f"mkdir -p data && printf '{lines}' > data/mine.txt\n"
     _, run = run_script(results, tmp_path, "contam", body, "--minutes", "1")
-    contamination = next(c for c in record(run)["checks"] if c["name"] == "contamination_exact")
+    contamination = next(c for c in record(run)["checks"] if c["name"] == "contamination")
     assert contamination["verdict"] == "flag"
-    assert contamination["evidence"]["files"]["data/mine.txt"]["items"] >= 10
+    assert contamination["evidence"]["data"]["files"]["workspace/data/mine.txt"]["items"] >= 10
     integrity = json.loads((run / "integrity.json").read_text())
-    assert integrity["checks"][1]["name"] == "contamination_exact"
+    decision = integrity["decision"]
+    assert decision["flagged"] and decision["reasons"][0].startswith("contamination:")
 
 
 def test_lost_stage_output_is_recomputed(noop_run, tmp_path):
