@@ -20,6 +20,7 @@ MODELS: dict[str, ModelCard] = {
             hub_id="posttrainbench/ptb-tiny-base",
             revision=tiny_model.build_id(),
             family="qwen3",
+            instruct_twin=tiny_model.INSTRUCT_HUB_ID,
             built_locally=True,
             description="0.6M-parameter Qwen3 model built locally from a seed",
         ),
@@ -70,21 +71,42 @@ def get(name: str) -> ModelCard:
         raise unknown("model", name, list(MODELS)) from None
 
 
+def _cached(hub_id: str, revision: str, hub_cache: Path) -> Path | None:
+    """A downloaded model's snapshot directory (`revision` a branch, tag or commit), if complete."""
+    repo = hub_cache / ("models--" + hub_id.replace("/", "--"))
+    ref = repo / "refs" / revision
+    path = repo / "snapshots" / (ref.read_text().strip() if ref.is_file() else revision)
+    return path if (path / "config.json").is_file() else None
+
+
 def snapshot(card: ModelCard, hub_cache: Path) -> Path:
     """The model's directory in the hub cache; builds locally built models on first use."""
     if card.built_locally:
         return tiny_model.register(hub_cache, card.hub_id, card.revision)
-    repo = hub_cache / ("models--" + card.hub_id.replace("/", "--"))
-    ref = repo / "refs" / card.revision
-    revision = ref.read_text().strip() if ref.is_file() else card.revision
-    path = repo / "snapshots" / revision
-    if not (path / "config.json").is_file():
+    path = _cached(card.hub_id, card.revision, hub_cache)
+    if path is None:
         raise UserError(
             f"model {card.name} ({card.hub_id}@{card.revision}) is not in the model cache {hub_cache}; "
             f"download it there (e.g. `hf download {card.hub_id} --cache-dir {hub_cache}`) "
             "or point PTB_MODEL_CACHE at a cache that has it"
         )
     return path
+
+
+def twin_snapshot(card: ModelCard, hub_cache: Path) -> Path | None:
+    """The instruct twin's directory in the hub cache (built on first use for locally built models),
+    or None when the model has no twin or its twin was not downloaded."""
+    if card.instruct_twin is None:
+        return None
+    if card.built_locally:
+        base = snapshot(card, hub_cache)
+        return tiny_model.register(
+            hub_cache,
+            card.instruct_twin,
+            tiny_model.instruct_build_id(),
+            lambda out_dir: tiny_model.build_instruct(out_dir, base),
+        )
+    return _cached(card.instruct_twin, "main", hub_cache)
 
 
 def family_of(model_dir: Path) -> str:

@@ -1,7 +1,9 @@
-"""Build `ptb-tiny`: a tiny Qwen3-architecture base model, deterministic from a seed, offline.
+"""Build `ptb-tiny`: a tiny Qwen3-architecture base model, deterministic from a seed, offline, and
+its stand-in instruct twin (the base's weights moved a little in a seeded random direction, as an
+instruct fine-tune would move them; same config and tokenizer).
 
-The model is registered in a Hugging Face hub-cache layout (`hub/models--ORG--NAME/...`) so that
-agents load it by name with `from_pretrained(HUB_ID)` under `HF_HUB_OFFLINE=1`, exactly as they
+The models are registered in a Hugging Face hub-cache layout (`hub/models--ORG--NAME/...`) so that
+agents load them by name with `from_pretrained(HUB_ID)` under `HF_HUB_OFFLINE=1`, exactly as they
 would load a real base model from a pre-downloaded cache.
 """
 
@@ -11,10 +13,14 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 
 SEED = 1234
+INSTRUCT_HUB_ID = "posttrainbench/ptb-tiny-instruct"
+INSTRUCT_SEED = 4321
+INSTRUCT_SHIFT = 0.07  # the twin's relative distance from the base, per tensor
 VOCAB_SIZE = 512
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 ARCH = {
@@ -31,6 +37,12 @@ ARCH = {
 def build_id() -> str:
     """A 40-hex revision that changes whenever the recipe changes."""
     recipe = json.dumps({"seed": SEED, "vocab": VOCAB_SIZE, "arch": ARCH, "v": 1}, sort_keys=True)
+    return hashlib.sha1(recipe.encode()).hexdigest()
+
+
+def instruct_build_id() -> str:
+    """The instruct twin's revision: changes with the base's recipe and with the twin's own."""
+    recipe = json.dumps({"base": build_id(), "seed": INSTRUCT_SEED, "shift": INSTRUCT_SHIFT}, sort_keys=True)
     return hashlib.sha1(recipe.encode()).hexdigest()
 
 
@@ -109,8 +121,35 @@ def build(out_dir: Path) -> Path:
     return out_dir
 
 
-def register(hub_cache: Path, hub_id: str, revision: str) -> Path:
-    """Place a locally built model in hub-cache layout; return its snapshot directory.
+def build_instruct(out_dir: Path, base_dir: Path) -> Path:
+    """Write the instruct twin of the base model in `base_dir` into `out_dir` (created; must not exist):
+    every weight tensor plus seeded Gaussian noise scaled to INSTRUCT_SHIFT times the tensor's norm."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    out_dir.mkdir()
+    generator = torch.Generator().manual_seed(INSTRUCT_SEED)
+    for path in sorted(base_dir.iterdir()):
+        if path.suffix != ".safetensors":
+            shutil.copyfile(path, out_dir / path.name)
+            continue
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata()
+            tensors = {}
+            for name in sorted(f.keys()):
+                original = f.get_tensor(name)
+                weight = original.float()
+                noise = torch.randn(weight.shape, generator=generator)
+                noise *= INSTRUCT_SHIFT * weight.norm() / noise.norm()
+                tensors[name] = (weight + noise).to(original.dtype)
+        save_file(tensors, out_dir / path.name, metadata=metadata)
+    return out_dir
+
+
+def register(hub_cache: Path, hub_id: str, revision: str, builder: Callable[[Path], Path] = build) -> Path:
+    """Place a locally built model (`builder(out_dir)`, the base by default) in hub-cache layout;
+    return its snapshot directory.
 
     Idempotent: an existing complete snapshot is reused. The snapshot is built in a temporary
     directory and moved into place, so an interrupted build never leaves a half-written model.
@@ -121,7 +160,7 @@ def register(hub_cache: Path, hub_id: str, revision: str) -> Path:
         return snapshot
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=snapshot.parent) as tmp:
-        staged = build(Path(tmp) / "model")
+        staged = builder(Path(tmp) / "model")
         if snapshot.exists():
             shutil.rmtree(snapshot)
         staged.rename(snapshot)
