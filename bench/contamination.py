@@ -1,6 +1,6 @@
-"""Contamination scan throughput: the harness's n-gram scanner against a plain reference on the same
-n-grams (`grep -F -c -f`, each n-gram's normalised text as a fixed-string pattern), over generated
-data files of mixed formats, with the index of every benchmark's test set at once.
+"""Contamination scan throughput: the harness's scanner against a plain reference on the same windows
+(`grep -F -c -f` over the normalised text, with each item's windows every S bytes as fixed strings), over generated data files of mixed formats, with the index of every benchmark's test set
+at once.
 
     python bench/contamination.py [--mb 1024] [--json bench/measured/contamination-<machine>.json]
 
@@ -27,7 +27,19 @@ import pyarrow.parquet as pq
 
 from caches import write_json
 from posttrainbench import tasks
-from posttrainbench.integrity.ngrams import Index, Scanner, data_files, scan_file, token_spans
+from posttrainbench.integrity.ngrams import (
+    LONG_MIN,
+    SHORT_MAX,
+    SHORT_MIN,
+    Index,
+    S,
+    Scanner,
+    W,
+    data_files,
+    normalise,
+    read_chunks,
+    scan_file,
+)
 
 BENCHMARKS = ("aime2025", "arenahardwriting", "bfcl", "gpqamain", "gsm8k", "healthbench", "humaneval")
 PLANTED = 25
@@ -41,14 +53,17 @@ def test_sets() -> dict[str, str]:
     return keys
 
 
-def patterns(keys: dict[str, str], n: int) -> list[str]:
+def patterns(keys: dict[str, str]) -> list[str]:
+    """The same detection as plain text: each normalised item's windows of W bytes every S bytes (a
+    search at every offset, as grep's, finds all of them in a verbatim copy); short items whole."""
     out = set()
     for text in keys.values():
-        arr, starts, ends = token_spans(text.encode())
-        toks = [bytes(arr[a:b]).decode(errors="replace") for a, b in zip(starts, ends, strict=True)]
-        k = min(n, len(toks))
-        out.update(" ".join(toks[i : i + k]) for i in range(len(toks) - k + 1))
-    return sorted(p for p in out if p)
+        n = normalise(text.encode())
+        if len(n) >= LONG_MIN:
+            out.update(n[i : i + W] for i in range(0, len(n) - W + 1, S))
+        elif SHORT_MIN <= len(n) <= SHORT_MAX:
+            out.add(n)
+    return sorted(p.decode(errors="replace") for p in out)
 
 
 def write_data(root: Path, mb: int, keys: dict[str, str], rng: random.Random) -> list[str]:
@@ -99,7 +114,7 @@ def main() -> None:
     t0 = time.perf_counter()
     index = Index.build(keys)
     build_s = time.perf_counter() - t0
-    grams = patterns(keys, index.n)
+    grams = patterns(keys)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         root.mkdir()
@@ -107,47 +122,57 @@ def main() -> None:
         files = data_files(root)
         size = sum(f.stat().st_size for f in files)
         (Path(tmp) / "patterns.txt").write_text("\n".join(grams) + "\n")
-        subprocess.run(["cat", *map(str, files)], stdout=subprocess.DEVNULL, check=True)  # warm the cache
+        # grep reads the text already normalised (what the scanner reads after normalising; its
+        # normalisation is not timed): each file's text, one line per scanner chunk
+        plain = Path(tmp) / "normalised"
+        plain.mkdir()
+        for f in files:
+            (plain / f.name).write_bytes(b"\n".join(normalise(c) for c in read_chunks(f)))
+        subprocess.run(
+            ["cat", *map(str, files), *map(str, plain.iterdir())], stdout=subprocess.DEVNULL, check=True
+        )
 
         t0 = time.perf_counter()
         scanner = Scanner(index)
         found = {item for f in files for item in scan_file(scanner, f)}
         scan_s = time.perf_counter() - t0
 
-        grep = shutil.which("grep")
-        t0 = time.perf_counter()
-        subprocess.run(
-            [grep, "-F", "-c", "-f", str(Path(tmp) / "patterns.txt"), *map(str, files)],
-            env={**os.environ, "LC_ALL": "C"},
-            stdout=subprocess.DEVNULL,
-        )
-        grep_s = time.perf_counter() - t0
+        def grep(paths: list[Path]) -> float:
+            t0 = time.perf_counter()
+            subprocess.run(
+                [shutil.which("grep"), "-F", "-c", "-f", str(Path(tmp) / "patterns.txt"), *map(str, paths)],
+                env={**os.environ, "LC_ALL": "C"},
+                stdout=subprocess.DEVNULL,
+            )
+            return time.perf_counter() - t0
+
+        grep_s, grep_raw_s = grep(sorted(plain.iterdir())), grep(files)
     missed = sorted(set(planted) - found)
     mb = size / 1e6
     rows = [
-        {"method": "ptb n-gram scanner", "seconds": round(scan_s, 2), "mb_per_s": round(mb / scan_s, 1)},
-        {
-            "method": "grep -F -c -f (reference)",
-            "seconds": round(grep_s, 2),
-            "mb_per_s": round(mb / grep_s, 1),
-        },
+        {"method": name, "seconds": round(sec, 2), "mb_per_s": round(mb / sec, 1)}
+        for name, sec in (
+            ("ptb window scanner", scan_s),
+            ("grep -F -c -f, normalised text", grep_s),
+            ("grep -F -c -f, the files as they are", grep_raw_s),
+        )
     ]
     print(
-        f"{mb:.0f} MB in {len(files)} files; {len(keys)} test items, {len(index.hashes)} distinct n-grams "
+        f"{mb:.0f} MB in {len(files)} files; {len(keys)} test items, {len(index.hashes)} distinct windows "
         f"(index built in {build_s:.1f}s), {len(grams)} grep patterns"
     )
-    print(f"{'method':30} {'seconds':>9} {'MB/s':>8}")
+    print(f"{'method':38} {'seconds':>9} {'MB/s':>8}")
     for r in rows:
-        print(f"{r['method']:30} {r['seconds']:>9} {r['mb_per_s']:>8}")
+        print(f"{r['method']:38} {r['seconds']:>9} {r['mb_per_s']:>8}")
     ratio = scan_s / grep_s
     print(
-        f"scanner / grep time: {ratio:.2f}x (target <= 2x); planted items found: "
-        f"{len(planted) - len(missed)}/{len(planted)}"
+        f"scanner / grep on normalised text: {ratio:.2f}x (target <= 2x); on the files: "
+        f"{scan_s / grep_raw_s:.2f}x; planted items found: {len(planted) - len(missed)}/{len(planted)}"
     )
     if args.json:
         write_json(args.json, {
-            "mb": round(mb, 1), "files": len(files), "test_items": len(keys), "ngrams": len(index.hashes),
-            "rows": rows, "scanner_over_grep": round(ratio, 3), "planted": len(planted), "missed": missed,
+            "mb": round(mb, 1), "files": len(files), "test_items": len(keys), "windows": len(index.hashes), "too_short": len(index.too_short),
+            "rows": rows, "scanner_over_grep": round(ratio, 3), "scanner_over_grep_raw": round(scan_s / grep_raw_s, 3), "planted": len(planted), "missed": missed,
             "cpu_cores_used": 1,
         })  # fmt: skip
 

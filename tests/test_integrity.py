@@ -1,4 +1,4 @@
-"""The deterministic integrity checks on real files: the n-gram contamination scanner (against the
+"""The deterministic integrity checks on real files: the contamination scanner (against the
 real GSM8K splits), the agent's copy of the checker, downloads, third-party API use, tamper
 attempts, notes to the judges, and the policy that turns checks and judge votes into a decision."""
 
@@ -44,11 +44,20 @@ def gsm8k() -> tuple[Index, list[dict], list[dict]]:
 
 
 def test_normalisation_matches_spacing_and_case_but_not_other_numbers():
-    index = Index.build({"a": "What is 347 + 58?", "b": "12 - 3"})
+    a = "Compute the value of 347 + 58 and give it as a whole number, without units or any working."
+    index = Index.build({"a": a, "b": "12 - 31", "c": "9 + 1", "d": "What is 347 + 58?"})
+    assert index.too_short == ["c", "d"]  # 3 and 13 bytes: too short to tell from chance
     scanner = Scanner(index)
-    assert scanner.items(scanner.matched([b'{"q": "WHAT IS 347+58 ?"}'])) == {"a": 1.0}
-    assert scanner.items(scanner.matched([b"what is 1347 + 58? 12 - 30"])) == {}
-    assert set(scanner.items(scanner.matched([b"x 12-3 y", b"what is 347 + 58"]))) == {"b"}
+    variant = b'{"q": "COMPUTE the value of\\n347+58  and give it as a whole number , without units or any working."}'
+    assert scanner.items(scanner.matched([variant])) == {"a": 1.0}
+    assert scanner.items(scanner.matched([b"what is 1347 + 58? 12 - 310 or 112-31"])) == {}
+    for line_break in (b"\n", b"\\n", b" "):  # whitespace (or its JSON escape) is a boundary
+        assert scanner.items(scanner.matched([b'"-> 92' + line_break + b'12 - 31 -> 43"'])) == {"b": 1.0}
+    half = len(a) // 2  # an item split across two chunks is found
+    assert set(scanner.items(scanner.matched([b"x 12-31 y " + a[:half].encode(), a[half:].encode()]))) == {
+        "a",
+        "b",
+    }
 
 
 def test_index_holds_no_test_text(gsm8k):
@@ -57,7 +66,7 @@ def test_index_holds_no_test_text(gsm8k):
     # compressed or not, no question text (not even a long word of it) is in the index
     words = sorted({w for r in test[:50] for w in r["question"].split() if len(w) > 9})
     assert words and not any(w.encode() in blob for w in words)
-    assert len(index) == len(test)
+    assert len(index) + len(index.too_short) == len(test) and len(index.too_short) == 3
 
 
 def test_gsm8k_train_split_is_clean_and_test_items_are_found_in_every_format(gsm8k, tmp_path, monkeypatch):
@@ -85,13 +94,13 @@ def test_gsm8k_train_split_is_clean_and_test_items_are_found_in_every_format(gsm
     assert len(scan_file(scanner, mixed)) == 20
 
 
-def test_an_item_counts_when_most_of_its_ngrams_appear(gsm8k):
+def test_an_item_counts_when_most_of_its_windows_appear(gsm8k):
     index, test, _ = gsm8k
     scanner = Scanner(index)
     words = test[0]["question"].split()
     half = " ".join(words[: len(words) // 3])  # a third of the question: too little
     assert "test-0" not in scanner.items(scanner.matched([half.encode()]))
-    edited = " ".join([*words[:-2], "banana", "split"])  # the end reworded: most n-grams remain
+    edited = " ".join([*words[:-2], "banana", "split"])  # the end reworded: most windows remain
     assert scanner.items(scanner.matched([edited.encode()]))["test-0"] >= ngrams.ITEM_RATIO
 
 
@@ -135,7 +144,7 @@ def test_agent_tool_checks_files_without_the_test_set(gsm8k, tmp_path):
     (tmp_path / "bad" / "x.txt").write_text(test[5]["question"])
     tool = [sys.executable, str(tools / "contamination_check.py")]
     ok = subprocess.run([*tool, str(tmp_path / "clean.jsonl")], capture_output=True, text=True)
-    assert ok.returncode == 0 and "0 of 1319 test items" in ok.stderr
+    assert ok.returncode == 0 and "0 of 1316 test items" in ok.stderr
     bad = subprocess.run([*tool, str(tmp_path / "bad")], capture_output=True, text=True)
     assert bad.returncode == 1
     assert json.loads(bad.stdout.splitlines()[0]) == {

@@ -1,4 +1,4 @@
-"""The contamination check: the task's test items searched, as hashed n-grams (`ngrams.py`), in
+"""The contamination check: the task's test items searched, as hashed text windows (`ngrams.py`), in
 every data and code file the agent produced or downloaded, and in its trace.
 
 Data files are the workspace (less the files the harness put there, among them the allowed
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from posttrainbench import tasks
-from posttrainbench.integrity.ngrams import ITEM_RATIO, Index, Scanner, data_files, scan_file
+from posttrainbench.integrity.ngrams import ITEM_RATIO, Index, Scanner, W, data_files, scan_file
 from posttrainbench.specs import CheckResult, Verdict
 
 TOLERANCE = 3  # accidentally contaminated items tolerated (the original's rule)
@@ -21,14 +21,14 @@ MAX_LISTED = 50
 
 
 def task_index(task_name: str) -> Index:
-    """The n-gram index of the task's test items (`Task.contamination_keys`)."""
+    """The window index of the task's test items (`Task.contamination_keys`)."""
     task = tasks.get(task_name)
     return Index.build(task.contamination_keys(task.data()))
 
 
 def scan(index: Index, roots: dict[str, Path], exclude: dict[str, set[str]]) -> dict:
     """Per file (labelled `root-label/relative path`): the test items found and their share of
-    n-grams matched; also the totals scanned."""
+    windows matched; also the totals scanned."""
     scanner = Scanner(index)
     files: dict[str, dict[str, float]] = {}
     scanned = size = 0
@@ -62,7 +62,7 @@ def check_contamination(
     evidence = {
         "test_items": len(index),
         "too_short_to_check": index.too_short[:MAX_LISTED],
-        "ngram": index.n,
+        "window_bytes": W,
         "item_ratio": ITEM_RATIO,
         "tolerance": TOLERANCE,
         "data": {

@@ -18,7 +18,7 @@ from posttrainbench.rundir import RunDir
 from posttrainbench.specs import RunRecord, RunSpec
 
 # The contamination checker the judges' evidence comes from, for the agent to check its own data
-# against hashed n-grams of the test set (the test text itself is not given).
+# against hashed text windows of the test set (the test text itself is not given).
 TOOL_FILES = ("tools/contamination_check.py", "tools/test_ngrams.npz")
 TIMER = """#!/bin/sh
 # Prints the time left for this run. Deadline (Unix seconds): {deadline}
