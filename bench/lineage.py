@@ -3,8 +3,8 @@
 Two random bf16 models of Qwen3-1.7B's shapes (about 3.4 GB each at 28 layers, in shards with an
 index as the hub ships large models; final = base + noise of 2% of each tensor's norm) are written
 to a temporary directory.
-The page cache cannot be dropped without root, so both are read once to warm it; then each way of
-reading is timed, median of --repeats:
+Both are read once to warm the page cache; then each way of reading is timed, median of --repeats,
+from the warm cache, or with --cold (root only) from disk, the cache dropped before each timing:
 
   read (load)   every tensor of both models with `safe_open` into memory (`get_tensor` maps the file
                 lazily, so the tensor is copied out: what loading the weights costs)
@@ -13,7 +13,7 @@ reading is timed, median of --repeats:
 
 Target: check within 1.5x of read (load).
 
-Usage: python bench/lineage.py [--layers 28] [--repeats 3] [--tmp DIR] [--save | --json PATH]
+Usage: python bench/lineage.py [--layers 28] [--repeats 3] [--cold] [--tmp DIR] [--save | --json PATH]
 """
 
 from __future__ import annotations
@@ -123,9 +123,19 @@ def read(model_dirs: list[Path], each: Callable[[torch.Tensor], object]) -> None
                     each(f.get_tensor(name))
 
 
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+def drop_page_cache() -> None:
+    os.sync()
+    DROP_CACHES.write_text("3\n")
+
+
+def timed(fn: Callable[[], object], repeats: int, cold: bool) -> tuple[float, list[float]]:
     times = []
     for _ in range(repeats):
+        if cold:
+            drop_page_cache()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -139,11 +149,19 @@ def main() -> None:
     p.add_argument(
         "--tmp", type=Path, default=None, help="where the two models are written (default: $TMPDIR)"
     )
+    p.add_argument(
+        "--cold",
+        action="store_true",
+        help="drop the page cache before each timing (needs root): both models read from disk, as a "
+        "run's check reads them",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--save", action="store_true", help=f"write the result to {SAVED}")
     out.add_argument("--json", type=Path, default=None, help="write the result here (default: a temp file)")
     args = p.parse_args()
     config = QWEN3_1_7B | {"num_hidden_layers": args.layers}
+    if args.cold and not os.access(DROP_CACHES, os.W_OK):
+        p.error(f"--cold needs to write {DROP_CACHES} (root)")
 
     with tempfile.TemporaryDirectory(prefix="ptb-lineage-", dir=args.tmp) as tmp:
         base, final = Path(tmp) / "base", Path(tmp) / "final"
@@ -155,9 +173,11 @@ def main() -> None:
         both = [base, final]
         read(both, lambda t: t.view(torch.int16).max())  # warm the page cache
         result = check_lineage(final, base, {})
-        load, load_all = timed(lambda: read(both, torch.clone), args.repeats)
-        touch, touch_all = timed(lambda: read(both, lambda t: t.view(torch.int16).max()), args.repeats)
-        check, check_all = timed(lambda: check_lineage(final, base, {}), args.repeats)
+        load, load_all = timed(lambda: read(both, torch.clone), args.repeats, args.cold)
+        touch, touch_all = timed(
+            lambda: read(both, lambda t: t.view(torch.int16).max()), args.repeats, args.cold
+        )
+        check, check_all = timed(lambda: check_lineage(final, base, {}), args.repeats, args.cold)
 
     print(f"{'':14} {'seconds':>8} {'GB/s':>6} {'check / this':>13}")
     for name, seconds in (("read (load)", load), ("read (touch)", touch), ("check", check)):
@@ -169,6 +189,7 @@ def main() -> None:
         "config": config,
         "bytes_per_model": size,
         "repeats": args.repeats,
+        "page_cache": "dropped before each timing" if args.cold else "warm",
         "versions": {"torch": torch.__version__, "safetensors": safetensors.__version__},
         "torch_threads": torch.get_num_threads(),
         "seconds": {"read_load": load_all, "read_touch": touch_all, "check": check_all},
