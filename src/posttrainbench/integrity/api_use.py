@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from posttrainbench.integrity.trace_text import Entry, excerpt, trace_entries
@@ -60,7 +61,7 @@ def _provider(host: str) -> bool:
     return any(host == h or host.endswith("." + h) for h in PROVIDER_HOSTS)
 
 
-def _mentions(entries: list[Entry]) -> list[dict]:
+def _mentions(entries: Sequence[Entry]) -> list[dict]:
     out = []
     for entry in entries:
         for pattern in (HOSTS, CLIENTS):

@@ -203,8 +203,8 @@ class Scanner:
         `1347+58` holds no `347+58`, while `92 34+58` (dropped whitespace between) does."""
         lowered = np.frombuffer(text.translate(_LOWER), dtype=np.uint8)
         kept = np.flatnonzero(~_DROPPED[lowered])
-        data = lowered[kept].tobytes()
         raw = lowered[kept]
+        data = raw.tobytes()
         joined = np.zeros(len(kept) + 1, dtype=bool)  # joined[i]: chars i-1 and i were adjacent
         joined[1:-1] = np.diff(kept) == 1
         digit = _DIGIT[raw]

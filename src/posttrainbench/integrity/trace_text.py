@@ -6,18 +6,29 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 
-@dataclass
+@dataclass(frozen=True)
 class Entry:
     where: str  # e.g. "trace.jsonl event 12" or "output.log line 40"
     text: str
     tool: str = ""  # tool calls: the tool's name (Bash, Write, apply_patch, ...)
 
 
-def trace_entries(agent_dir: Path) -> tuple[list[Entry], list[Entry]]:
-    """(tool calls, tool results); without a parsed trace both are the output log's lines."""
+def _stamp(path: Path) -> tuple[int, int] | None:
+    return (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+
+
+def trace_entries(agent_dir: Path) -> tuple[tuple[Entry, ...], tuple[Entry, ...]]:
+    """(tool calls, tool results); without a parsed trace both are the output log's lines. Read
+    once for all the checks of a stage (kept while the files are unchanged)."""
+    return _entries(agent_dir, _stamp(agent_dir / "trace.jsonl"), _stamp(agent_dir / "output.log"))
+
+
+@lru_cache(maxsize=2)
+def _entries(agent_dir: Path, *_stamps: object) -> tuple[tuple[Entry, ...], tuple[Entry, ...]]:
     trace = agent_dir / "trace.jsonl"
     if trace.is_file() and trace.stat().st_size:
         calls, results = [], []
@@ -31,10 +42,10 @@ def trace_entries(agent_dir: Path) -> tuple[list[Entry], list[Entry]]:
                 calls.append(entry)
             elif event.get("kind") in ("tool_result", "error"):
                 results.append(entry)
-        return calls, results
+        return tuple(calls), tuple(results)
     log = agent_dir / "output.log"
     lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
-    entries = [Entry(f"output.log line {n}", text) for n, text in enumerate(lines, start=1)]
+    entries = tuple(Entry(f"output.log line {n}", text) for n, text in enumerate(lines, start=1))
     return entries, entries
 
 
