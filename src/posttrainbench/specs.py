@@ -91,6 +91,7 @@ class RunSpec(BaseModel):
     integrity_judges: list[str] = []
     judge_timeout_seconds: float = Field(default=900.0, gt=0)
     judge_retries: int = Field(default=2, ge=0)
+    monitor_seconds: float = Field(default=30.0, gt=0)  # GPU/CPU/memory samples into monitor.csv
 
 
 class SolveEnd(StrEnum):
@@ -222,6 +223,36 @@ class FailureClass(StrEnum):
     auth_failed = "auth_failed"
     spend_limit = "spend_limit"
     agent_hung = "agent_hung"
+    # Seen by `ptb status`, not by the record stage: the scheduler's job ended without a record
+    # (killed, preempted, node failure, time limit), or ended before it claimed its run.
+    job_lost = "job_lost"
+    never_started = "never_started"
+
+
+class PastAttempt(BaseModel):
+    """An earlier attempt of an experiment's run, kept in `.attempts/` (or in place when only its
+    evaluation was repeated)."""
+
+    attempt: int
+    failure_class: FailureClass | None
+    detail: str = ""
+    job_id: str | None = None
+    ended_at: str = Field(default_factory=utcnow)
+    moved_to: str | None = None  # where its run directory went, relative to the results directory
+
+
+class JobInfo(BaseModel):
+    """The scheduler job an experiment's run ran in."""
+
+    experiment: str
+    key: str
+    attempt: int = 1
+    mode: Literal["run", "evaluate"] = "run"  # evaluate: a retry that repeats only the evaluation
+    backend: str
+    job_id: str | None = None
+    host: str = ""
+    history: list[PastAttempt] = []
+    terminated: str = ""  # the signal that stopped the job, when one did
 
 
 class Outcome(BaseModel):
@@ -253,4 +284,5 @@ class RunRecord(BaseModel):
     integrity: IntegrityDecision | None = None
     outcome: Outcome | None = None
     stages: dict[str, StageTiming] = {}
+    job: JobInfo | None = None  # runs of an experiment: the job, its attempt and earlier attempts
     versions: dict[str, str] = {}

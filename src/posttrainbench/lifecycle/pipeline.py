@@ -15,7 +15,9 @@ from posttrainbench.lifecycle.judge import judge
 from posttrainbench.lifecycle.prepare import prepare
 from posttrainbench.lifecycle.record import record
 from posttrainbench.lifecycle.solve import solve
+from posttrainbench.monitor import Monitor
 from posttrainbench.rundir import RunDir
+from posttrainbench.sandbox import gpus
 from posttrainbench.specs import RunRecord, RunSpec
 
 
@@ -35,19 +37,31 @@ def run_stage(run: RunDir, name: str, fn: Callable[[], object], console: Console
     return True
 
 
+def _allotted(count: int) -> list[int]:
+    try:
+        return gpus.allot(count)
+    except ValueError:
+        return []  # solve reports it; the monitor just has no GPU columns
+
+
 def execute(run: RunDir, console: Console) -> RunRecord:
-    """solve -> collect -> check -> judge -> evaluate -> record on a prepared run directory."""
+    """solve -> collect -> check -> judge -> evaluate -> record on a prepared run directory, with
+    resource samples in monitor.csv."""
     spec = run.load().spec
-    with console.status(f"solve: agent {spec.agent} is working") as status:
+    monitor = Monitor(run.path / "monitor.csv", spec.monitor_seconds, _allotted(spec.gpus))
+    monitor.stage("solve")
+    with monitor, console.status(f"solve: agent {spec.agent} is working") as status:
 
         def progress(left: float) -> None:
             status.update(f"solve: agent [bold]{spec.agent}[/] is working, {_clock(left)} left")
 
         run_stage(run, "solve", lambda: solve(run, progress), console)
-    after = [("collect", collect), ("check", check)] + [("judge", judge)] * bool(spec.integrity_judges)
-    for name, fn in after:
-        run_stage(run, name, lambda fn=fn: fn(run), console)
-    with console.status("evaluate: scoring final_model on the full test set"):
+        after = [("collect", collect), ("check", check)] + [("judge", judge)] * bool(spec.integrity_judges)
+        for name, fn in after:
+            monitor.stage(name)
+            run_stage(run, name, lambda fn=fn: fn(run), console)
+        monitor.stage("evaluate")
+        status.update("evaluate: scoring final_model on the full test set")
         run_stage(run, "evaluate", lambda: evaluate(run), console)
     run_stage(run, "record", lambda: record(run), console)
     return run.load()

@@ -66,16 +66,21 @@ def _visible(value: str, by_uuid: dict[str, int]) -> list[int]:
     return pool
 
 
+def available(environ: dict[str, str] | None = None, proc_root: Path = PROC_GPUS) -> list[int]:
+    """The GPUs the harness itself was given: those in its CUDA_VISIBLE_DEVICES (set by Slurm,
+    HTCondor or the user), else the machine's GPUs in order."""
+    visible = (environ if environ is not None else os.environ).get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return installed()
+    return _visible(visible, uuids(proc_root) if "GPU-" in visible.upper() else {})
+
+
 def allot(count: int, environ: dict[str, str] | None = None, proc_root: Path = PROC_GPUS) -> list[int]:
-    """The first `count` GPUs the harness itself was given: those in its CUDA_VISIBLE_DEVICES
-    (set by Slurm, HTCondor or the user), else the machine's GPUs in order."""
+    """The first `count` of the available GPUs."""
     if count == 0:
         return []
     visible = (environ if environ is not None else os.environ).get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        pool = _visible(visible, uuids(proc_root) if "GPU-" in visible.upper() else {})
-    else:
-        pool = installed()
+    pool = available(environ, proc_root)
     if len(pool) < count:
         raise ValueError(
             f"{count} GPU(s) asked for, but only {len(pool)} available here "
