@@ -575,5 +575,77 @@ def calibrate(
     console.print(f"written: {out / 'calibration.json'}", style="dim")
 
 
+ExperimentArg = Annotated[
+    Path,
+    typer.Argument(
+        help="experiment file (TOML): [matrix] tasks/models/seeds, [[agents]], [run] settings, "
+        "[backend] local|slurm|htcondor, [paths], [retry]; see docs/experiments.md",
+        metavar="EXPERIMENT.toml",
+    ),
+]
+
+
+@app.command()
+@user_errors
+def submit(
+    experiment: ExperimentArg,
+    dry_run: Annotated[bool, typer.Option(help="show what would be submitted; submit nothing")] = False,
+) -> None:
+    """Submit an experiment's runs (agents x models x tasks x seeds) that were not submitted yet:
+    finished, queued and running runs are left alone, so submitting twice is safe. On the local
+    backend this waits for the runs, sharing out the GPUs; on Slurm and HTCondor it queues one job
+    per run and returns (follow them with `ptb status`)."""
+    from posttrainbench.experiments.control import submit as submit_runs
+
+    submit_runs(experiment, console, dry_run)
+
+
+@app.command()
+@user_errors
+def status(
+    experiment: ExperimentArg,
+    json_: Annotated[bool, typer.Option("--json", help="print the statuses as JSON")] = False,
+) -> None:
+    """Show each run of an experiment: not submitted, queued, running (time left), finished (score),
+    or failed (failure class, attempt, and whether `ptb resume` would retry it)."""
+    from posttrainbench.experiments.control import show_status
+    from posttrainbench.experiments.control import status as run_statuses
+
+    loaded, statuses = run_statuses(experiment)
+    if json_:
+        console.print_json(data=[s.model_dump(mode="json") for s in statuses])
+    else:
+        show_status(loaded, statuses, console)
+
+
+@app.command()
+@user_errors
+def resume(
+    experiment: ExperimentArg,
+    dry_run: Annotated[bool, typer.Option(help="show what would be retried; submit nothing")] = False,
+) -> None:
+    """Submit again the failed runs that the experiment's [retry] rules allow, up to
+    retry.max_attempts: provider and infrastructure failures (provider_error, harness_error,
+    agent_failed_to_start, job_lost, never_started) get a fresh attempt (the old run directory moves
+    to RESULTS/.attempts/), a failed evaluation is repeated on the same final model. Runs that used
+    their budget or ended normally are not retried. Attempts are recorded in run.json."""
+    from posttrainbench.experiments.control import resume as resume_runs
+
+    resume_runs(experiment, console, dry_run)
+
+
+@app.command()
+@user_errors
+def job(spec: Annotated[Path, typer.Argument(help="RUN_DIR/job/spec.json, written by `ptb submit`")]) -> None:
+    """Run one job of an experiment (what Slurm, HTCondor and the local backend start): claim the run
+    directory, run the run, record the job in run.json. Exits at once, touching nothing, when the run
+    is finished or another job holds it."""
+    from posttrainbench.experiments.job import run_job
+
+    if not spec.is_file():
+        raise UserError(f"{spec}: no such job spec (`ptb submit EXPERIMENT.toml` writes them)")
+    raise typer.Exit(run_job(spec, console))
+
+
 def main() -> None:
     sys.exit(app())

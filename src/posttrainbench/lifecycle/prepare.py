@@ -64,7 +64,9 @@ def validate(spec: RunSpec) -> None:
     registry.get(spec.agent)
 
 
-def prepare(spec: RunSpec, results_root: Path) -> RunDir:
+def prepare(spec: RunSpec, results_root: Path, run_id: str | None = None) -> RunDir:
+    """Create the run directory (RESULTS/RUN_ID; an experiment's job names its own, which may exist
+    already holding only the job's files) and fill it."""
     validate(spec)
     check_writable(results_root)
     card = models.get(spec.model)
@@ -73,8 +75,10 @@ def prepare(spec: RunSpec, results_root: Path) -> RunDir:
         card, settings.model_cache()
     )  # built now for local models (the lineage check's candidate)
     task = tasks.get(spec.task)
-    run = RunDir(results_root / new_run_id(spec))
-    run.path.mkdir(parents=True)
+    run = RunDir(results_root / (run_id or new_run_id(spec)))
+    run.path.mkdir(parents=True, exist_ok=run_id is not None)
+    if run.record_file.exists():
+        raise UserError(f"{run.path} already holds a run (run.json)")
     record = RunRecord(
         run_id=run.path.name, spec=spec, model_card=card, results_root=str(results_root.resolve())
     )
