@@ -246,6 +246,20 @@ def test_local_backend_two_gpu_slots_and_duplicate_submission(tmp_path, results)
     assert "to submit: 0; finished 2" in third.stdout
     status = json.loads(ptb("status", str(path), "--json", check=True).stdout)
     assert [s["state"] for s in status] == ["finished", "finished"]
+    # Had the evaluation failed (set here in the record), resume repeats only the evaluation, in place.
+    rec = record(results / keys[1])
+    rec["outcome"]["failure_class"] = "evaluation_failed"
+    (results / keys[1] / "run.json").write_text(json.dumps(rec))
+    final_model = (results / keys[1] / "final_model" / "config.json").stat().st_mtime_ns
+    out = ptb("resume", str(path), check=True).stdout
+    assert f"{keys[1]}: evaluation_failed -> evaluating again (2/3)" in out and keys[0] not in out, out
+    rec = record(results / keys[1])
+    assert rec["outcome"]["failure_class"] is None and rec["outcome"]["status"] == "complete"
+    assert rec["job"]["attempt"] == 2 and rec["job"]["mode"] == "evaluate"
+    assert [p["failure_class"] for p in rec["job"]["history"]] == ["evaluation_failed"]
+    assert (results / keys[1] / "job" / "claim.1.json").is_file()
+    assert (results / keys[1] / "final_model" / "config.json").stat().st_mtime_ns == final_model
+    assert len([m for m in marks(marks_file) if m[1] == "start"]) == 2  # the agent did not run again
 
 
 @pytest.mark.slow
