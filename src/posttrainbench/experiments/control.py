@@ -95,14 +95,16 @@ def status(path: Path) -> tuple[Loaded, list[RunStatus]]:
 
 def show_status(x: Loaded, statuses: list[RunStatus], console: Console) -> None:
     table = Table(title=f"{x.exp.name} ({x.backend.name}, {x.root})", box=None, header_style="bold")
-    for col in ("run", "state", "attempt", "job", "detail", "resume"):
+    table.add_column("run", no_wrap=True)
+    for col in ("state", "attempt", "job", "detail", "resume"):
         table.add_column(col)
     colour = {RunState.finished: "green", RunState.failed: "red", RunState.running: "cyan"}
     for s in statuses:
         state = f"[{colour.get(s.state, 'white')}]{s.state.value}[/]"
         detail = ", ".join(x for x in (s.failure_class.value if s.failure_class else "", s.detail) if x)
         attempt = f"{s.attempt}/{x.exp.retry.max_attempts}" if s.attempt else "-"
-        table.add_row(s.key, state, attempt, s.job_id or "-", detail, s.resume or "")
+        job = f"pid {s.job_id.split(':')[2]}" if (s.job_id or "").startswith("local:") else s.job_id
+        table.add_row(s.key, state, attempt, job or "-", detail, s.resume or "")
     console.print(table)
     counts = {state: sum(s.state == state for s in statuses) for state in RunState}
     console.print(", ".join(f"{n} {state.value}" for state, n in counts.items() if n))
