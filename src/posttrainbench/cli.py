@@ -647,5 +647,163 @@ def job(spec: Annotated[Path, typer.Argument(help="RUN_DIR/job/spec.json, writte
     raise typer.Exit(run_job(spec, console))
 
 
+ResultsArg = Annotated[
+    Path, typer.Argument(help="results directory (its run directories, at any depth)", metavar="RESULTS")
+]
+
+
+def _existing_results(results: Path) -> Path:
+    if not results.is_dir():
+        raise UserError(f"{results} is not a directory; give the results directory of your runs")
+    return results
+
+
+@app.command()
+@user_errors
+def index(results: ResultsArg = Path("ptb-results")) -> None:
+    """(Re)build RESULTS/index.sqlite, the SQLite index of every run.json under RESULTS (one row per
+    run: agent, task, model, seed, scores, flags, time, tokens, cost). Only changed records are read
+    again; delete the file to rebuild it from scratch. The run directories stay the source of truth."""
+    from posttrainbench.results.index import build
+
+    path, counts = build(_existing_results(results))
+    console.print(f"{path}: " + ", ".join(f"{n} {what}" for what, n in counts.items() if n), highlight=False)
+
+
+def _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap):
+    from posttrainbench.results.aggregate import Rules
+
+    named = ("auto", "baselines", "original", "uniform")
+    if weights not in named:
+        try:
+            weights = {k.strip(): float(v) for k, v in (i.split("=") for i in weights.split(","))}
+        except ValueError:
+            raise UserError(
+                f"--weights {weights!r}: give one of {', '.join(named)} or TASK=W,TASK=W,..."
+            ) from None
+    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None  # noqa: E731
+    return Rules(weights=weights, tasks=split(tasks_), models=split(models_), substitute=substitute,
+                 include_smoke=include_smoke, bootstrap=bootstrap)  # fmt: skip
+
+
+WeightsOption = Annotated[
+    str,
+    typer.Option(
+        help="benchmark weights: auto (from the zero-shot and instruct baselines when every task has "
+        "both, else the original's published factors, else uniform), baselines (1/(instruct - base), "
+        "normalised), original, uniform, or TASK=W,TASK=W"
+    ),
+]
+TasksFilter = Annotated[str | None, typer.Option("--tasks", help="only these tasks (comma-separated)")]
+ModelsFilter = Annotated[
+    str | None, typer.Option("--models", help="only these base models (comma-separated)")
+]
+SubstituteOption = Annotated[
+    bool,
+    typer.Option(
+        help="count flagged, failed and missing runs as the base model's zero-shot score (the "
+        "original's rule); --no-substitute leaves them out"
+    ),
+]
+SmokeOption = Annotated[bool, typer.Option(help="include --eval-limit smoke runs (not comparable)")]
+BootstrapOption = Annotated[int, typer.Option(min=0, help="bootstrap resamples for the 95% CI (0: none)")]
+
+
+@app.command()
+@user_errors
+def leaderboard(
+    results: ResultsArg = Path("ptb-results"),
+    format_: Annotated[str, typer.Option("--format", help="table, md, csv or json")] = "table",
+    weights: WeightsOption = "auto",
+    tasks_: TasksFilter = None,
+    models_: ModelsFilter = None,
+    substitute: SubstituteOption = True,
+    include_smoke: SmokeOption = False,
+    bootstrap: BootstrapOption = 2000,
+    plots: Annotated[Path | None, typer.Option(help="also write the plots (PNG and SVG) here")] = None,
+) -> None:
+    """The leaderboard of every run under RESULTS: per entry (agent, its model and budget) the
+    weighted average over benchmarks of the mean over base models, ± std over seeds with a bootstrap
+    95% CI, one column per benchmark, runs, flags, minutes and cost; zero-shot and instruct baselines
+    as reference rows. Smoke runs are left out and --continue-until-deadline runs are their own
+    entries. Scores are percent. JSON: one object per entry."""
+    from posttrainbench.results import formats
+    from posttrainbench.results.aggregate import aggregate
+    from posttrainbench.results.index import load
+
+    if format_ not in formats.FORMATS:
+        raise unknown("format", format_, list(formats.FORMATS))
+    rules = _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap)
+    runs = load(_existing_results(results))
+    if not runs:
+        raise UserError(f"no runs under {results} (a run directory holds run.json)")
+    try:
+        board = aggregate(runs, rules)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if format_ == "table":
+        console.print(formats.table(board))
+    else:
+        text = {"md": formats.markdown, "csv": formats.csv_text, "json": formats.json_text}[format_](board)
+        sys.stdout.write(text)
+    if plots:
+        from posttrainbench.results.plots import write_plots
+
+        written = write_plots(board, plots)
+        err.print(f"plots: {', '.join(sorted(written))} in {plots}", highlight=False)
+
+
+@app.command()
+@user_errors
+def report(
+    results: ResultsArg = Path("ptb-results"),
+    out: Annotated[Path, typer.Option(help="where the site goes (replaced)")] = Path("ptb-report"),
+    weights: WeightsOption = "auto",
+    tasks_: TasksFilter = None,
+    models_: ModelsFilter = None,
+    substitute: SubstituteOption = True,
+    include_smoke: SmokeOption = False,
+    bootstrap: BootstrapOption = 2000,
+) -> None:
+    """Build a static report site from RESULTS (open OUT/index.html; no server needed): the
+    leaderboard (sortable, filterable) with its plots, a page per entry, and a page per run with its
+    spec, metrics, integrity evidence, trace, monitor plot and files."""
+    from posttrainbench.results.aggregate import aggregate
+    from posttrainbench.results.index import load
+    from posttrainbench.results.site import build_site
+
+    rules = _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap)
+    runs = load(_existing_results(results))
+    if not runs:
+        raise UserError(f"no runs under {results} (a run directory holds run.json)")
+    try:
+        board = aggregate(runs, rules)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    with console.status(f"writing the site for {len(runs)} runs"):
+        page = build_site(board, runs, results, out)
+    console.print(f"wrote {page}")
+
+
+@app.command("import-legacy")
+@user_errors
+def import_legacy(
+    src: Annotated[Path, typer.Argument(help="the original harness's results directory", metavar="DIR")],
+    out: Annotated[Path, typer.Option(help="our results directory to import into")] = Path("ptb-legacy"),
+) -> None:
+    """Read the original PostTrainBench results tree (method folders AGENT_CONFIG_Hh_runN/ of run
+    folders TASK_ORG_MODEL_CLUSTERID/ with metrics.json, time_taken.txt and the two judgement files;
+    baseline_zeroshot/) into run records under OUT, following its rules: the newest cluster id per
+    cell, a flag or a missing judgement counts as the base score. Then `ptb leaderboard OUT`."""
+    from posttrainbench.results.legacy import import_legacy as run_import
+
+    if not src.is_dir():
+        raise UserError(f"{src} is not a directory")
+    report_ = run_import(src, out)
+    for path, why in report_.skipped.items():
+        console.print(f"  skipped {path}: {why}", highlight=False)
+    console.print(f"imported {len(report_.imported)} runs into {out}; skipped {len(report_.skipped)}")
+
+
 def main() -> None:
     sys.exit(app())

@@ -285,4 +285,5 @@ class RunRecord(BaseModel):
     outcome: Outcome | None = None
     stages: dict[str, StageTiming] = {}
     job: JobInfo | None = None  # runs of an experiment: the job, its attempt and earlier attempts
+    imported_from: str | None = None  # `ptb import-legacy`: the original run directory it was read from
     versions: dict[str, str] = {}

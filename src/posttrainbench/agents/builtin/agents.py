@@ -30,7 +30,9 @@ def _planted(name: str, kind: str, description: str, planted: str | None) -> Bui
 
 
 BUILTIN = [
-    BuiltinAgent("noop", "noop", "submits the base model unchanged (the zero-shot baseline)"),
+    BuiltinAgent("noop", "noop", "submits the base model unchanged (as zero-shot does)"),
+    BuiltinAgent("zero-shot", "noop", "baseline: the base model as is (the leaderboard's zero-shot scores)"),
+    BuiltinAgent("instruct", "instruct", "baseline: the family's official instruct model, unchanged"),
     BuiltinAgent(
         "reference",
         "reference",
