@@ -12,8 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from posttrainbench import models, tasks
-from posttrainbench.agents import registry
 from posttrainbench.errors import UserError, unknown
 from posttrainbench.rundir import RunDir, write_json_atomic
 from posttrainbench.specs import NetworkPolicy, RunSpec, SandboxName, Verdict
@@ -53,6 +51,9 @@ def user_errors(fn):
 @user_errors
 def list_(what: Annotated[str, typer.Argument(help="tasks, models or agents")]) -> None:
     """Show the tasks, base models or agents this installation knows."""
+    from posttrainbench import models, tasks
+    from posttrainbench.agents import registry
+
     table = Table(box=None, header_style="bold")
     if what == "tasks":
         for col in ("task", "benchmark", "default --limit", "description"):
@@ -173,6 +174,7 @@ def run(
     """Run one agent on one (task, base model) end to end: prepare, solve, collect, check, judge
     (with --integrity-judge), evaluate, record. Everything lands in OUT/RUN_ID/ (run.json is the
     record)."""
+    from posttrainbench import tasks
     from posttrainbench.integrity.judges import check_judge_names
     from posttrainbench.lifecycle.pipeline import run_one
 
@@ -269,6 +271,8 @@ def eval_(
     `ptb eval ptb-tiny --tasks gsm8k,humaneval --limit 3` evaluates the tiny model;
     `ptb eval RUN_DIR` re-evaluates a run's final_model on its task (then its record).
     """
+    from posttrainbench import models, tasks
+
     path = Path(target)
     if tasks_ is None:
         if (path / "run.json").is_file():
@@ -502,6 +506,7 @@ def agents_install(
 ) -> None:
     """npm-install each CLI agent at its pinned version into PTB_AGENTS_DIR (default
     $PTB_HOME/agents/NAME-VERSION), which the sandbox mounts read-only. Needs Node.js 20+ and npm."""
+    from posttrainbench.agents import registry
     from posttrainbench.agents.cli.base import CliAgent, agents_dir
 
     clis = {n: a for n, a in registry.AGENTS.items() if isinstance(a, CliAgent)}

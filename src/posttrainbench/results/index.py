@@ -72,17 +72,25 @@ def read_run(results: Path, run_dir: Path) -> IndexedRun:
     )
 
 
-def run_dirs(results: Path) -> list[Path]:
-    """Every run directory under `results` (a directory holding run.json), not descending into runs
-    (a workspace may hold anything) nor into hidden directories (earlier attempts live in .attempts/)."""
-    found = []
-    for root, dirs, files in os.walk(results):
-        if "run.json" in files:
-            found.append(Path(root))
-            dirs[:] = []
-        else:
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "baselines")
-    return sorted(found)
+def run_dirs(results: Path) -> dict[str, int]:
+    """Every run directory under `results` (a directory holding run.json), as a path relative to it ->
+    its run.json's mtime. Not descending into runs (a workspace may hold anything), hidden directories
+    (earlier attempts live in .attempts/) or baselines/. One stat per run: a run directory's own
+    contents are never listed (plain strings, not Paths: this is the hot loop of every refresh)."""
+    found: dict[str, int] = {}
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(os.path.join(results, rel)) as entries:
+            for e in entries:
+                if e.name.startswith(".") or e.name == "baselines" or not e.is_dir(follow_symlinks=False):
+                    continue
+                child = f"{rel}/{e.name}" if rel else e.name
+                try:
+                    found[child] = os.stat(os.path.join(e.path, "run.json")).st_mtime_ns
+                except FileNotFoundError:
+                    stack.append(child)
+    return found
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -103,15 +111,13 @@ def build(results: Path) -> tuple[Path, dict[str, int]]:
     with _connect(path) as db:
         known = dict(db.execute("SELECT path, mtime_ns FROM runs").fetchall())
         seen = set()
-        for run_dir in run_dirs(results):
-            rel = str(run_dir.relative_to(results))
+        for rel, mtime in run_dirs(results).items():
             seen.add(rel)
-            mtime = (run_dir / "run.json").stat().st_mtime_ns
             if known.get(rel) == mtime:
                 counts["unchanged"] += 1
                 continue
             try:
-                row = read_run(results, run_dir)
+                row = read_run(results, results / rel)
             except (OSError, ValueError, ValidationError):
                 counts["unreadable"] += 1
                 continue
