@@ -41,7 +41,9 @@ def write_runs(root: Path, n: int) -> int:
     rng = random.Random(0)
     cards = {m: models.get(m) for m in MODELS}
     agents = max(1, n // (len(TASKS) * len(MODELS) * SEEDS))
-    plan = [("zero-shot", 0), ("instruct", 0)] + [(f"agent{a}", s) for a in range(agents) for s in range(SEEDS)]
+    plan = [("zero-shot", 0), ("instruct", 0)] + [
+        (f"agent{a}", s) for a in range(agents) for s in range(SEEDS)
+    ]
     count = 0
     for agent, seed in plan:
         for task in TASKS:
@@ -111,7 +113,9 @@ def main() -> None:
     result = {"runs": n, "rows": len(board.rows), "seconds": {k: round(v, 3) for k, v in rows.items()},
               "target_seconds": 2.0, "machine": args.machine, "cpus": os.cpu_count()}  # fmt: skip
     if args.save or args.json:
-        write_json(args.json or Path(__file__).parent / "measured" / f"leaderboard-{args.machine}.json", result)
+        write_json(
+            args.json or Path(__file__).parent / "measured" / f"leaderboard-{args.machine}.json", result
+        )
 
 
 if __name__ == "__main__":
