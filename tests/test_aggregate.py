@@ -62,9 +62,10 @@ def test_substitution_weights_seeds_and_ci():
     assert (x.runs, x.flagged, x.substituted, x.missing, x.seeds) == (8, 1, 2, 1, 2)
     assert x.per_benchmark["gsm8k"] == pytest.approx(100 * (0.35 + 0.5) / 2, abs=1e-3)
     assert x.per_cell["humaneval"][G] == pytest.approx(10.0)
-    # Each cell's two seeds resampled: the CI lies strictly inside the extremes the cells allow.
-    low, high = 100 * seed0, 100 * seed1  # here the extremes are the two seeds themselves
-    assert low < x.ci_low < x.avg < x.ci_high < high
+    # Whole seeds resampled: with two seeds a quarter of the resamples draw seed 0 twice (and a quarter
+    # seed 1), so the 2.5% and 97.5% percentiles are the two seeds' averages.
+    assert (x.ci_low, x.ci_high) == pytest.approx((100 * seed0, 100 * seed1), abs=1e-3)
+    assert x.ci_low < x.avg < x.ci_high
     assert x.rank == 1 and x.flag_rate == pytest.approx(1 / 8, abs=1e-4)
     zero, inst = (next(r for r in board.rows if r.agent == k) for k in ("zero-shot", "instruct"))
     assert zero.baseline and inst.baseline and zero.rank == inst.rank == 0

@@ -6,7 +6,7 @@
 - per benchmark the mean over base models; the weighted average over benchmarks with weights
   1/(instruct - base) normalised, from the zero-shot and instruct baselines (or the original's
   published factors, or uniform, when the baselines are missing);
-- across seeds the mean, the sample std, and a bootstrap 95% CI (each cell's seeds resampled);
+- across seeds the mean, the sample std, and a bootstrap 95% CI (whole seeds resampled);
 - per entry the minutes used, tokens, cost and flag rate.
 
 Scores are fractions inside and percent on the leaderboard, as in the original README."""
@@ -189,9 +189,8 @@ def _entry(
     avg = float(per_seed.mean()) if seeds and not np.isnan(per_seed).any() else None
     std = float(np.std(per_seed, ddof=1)) if avg is not None and len(seeds) > 1 else None
     ci = (None, None)
-    if avg is not None and rules.bootstrap:
-        pick = rng.integers(0, len(seeds), size=(rules.bootstrap, *values.shape))
-        sample = np.take_along_axis(values[None], pick, axis=3).mean(axis=3).mean(axis=2) @ wv
+    if avg is not None and rules.bootstrap:  # seeds are the unit: each resample draws whole seeds
+        sample = per_seed[rng.integers(0, len(seeds), size=(rules.bootstrap, len(seeds)))].mean(axis=1)
         ci = tuple(float(x) for x in np.percentile(sample, [2.5, 97.5]))
     with warnings.catch_warnings():  # cells without any value stay nan (shown as missing)
         warnings.simplefilter("ignore", RuntimeWarning)

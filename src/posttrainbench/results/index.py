@@ -20,6 +20,7 @@ LIST_FIELDS = {name for name, f in IndexedRun.model_fields.items() if f.annotati
 BOOL_FIELDS = {name for name, f in IndexedRun.model_fields.items() if f.annotation is bool}
 COLUMNS = list(IndexedRun.model_fields)
 QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
+FIELD_SET = frozenset(COLUMNS)
 
 
 def label(agent: str, config: str, hours: float, continued: bool) -> str:
@@ -139,14 +140,24 @@ def load(results: Path, refresh: bool = True) -> list[IndexedRun]:
     """Every indexed run (the index brought up to date first, unless refresh is False)."""
     path = build(results)[0] if refresh else results / INDEX_FILE
     with sqlite3.connect(path) as db:
-        db.row_factory = sqlite3.Row
         rows = db.execute(f"SELECT {QUOTED} FROM runs ORDER BY path").fetchall()
     out = []
-    for r in rows:
-        d = dict(r)
+    for row in rows:
+        d = dict(zip(COLUMNS, row, strict=True))
         for k in LIST_FIELDS:
-            d[k] = json.loads(d[k])
+            d[k] = [] if d[k] == "[]" else json.loads(d[k])
         for k in BOOL_FIELDS:
             d[k] = bool(d[k])
-        out.append(IndexedRun.model_construct(**d))
+        out.append(_trusted(d))
     return out
+
+
+def _trusted(values: dict) -> IndexedRun:
+    """An IndexedRun from a complete row this module wrote (validated when it was indexed): what
+    `model_construct` does, without its per-field default handling, which costs 6x more at 100,000 runs."""
+    run = IndexedRun.__new__(IndexedRun)
+    object.__setattr__(run, "__dict__", values)
+    object.__setattr__(run, "__pydantic_fields_set__", FIELD_SET)
+    object.__setattr__(run, "__pydantic_extra__", None)
+    object.__setattr__(run, "__pydantic_private__", None)
+    return run

@@ -7,7 +7,12 @@ from pydantic import BaseModel
 
 # Built-in agents whose runs are reference points, not entries: zero-shot is the base model as is,
 # instruct the family's official instruct model. Their scores are never substituted.
-BASELINE_AGENTS = {"zero-shot": "zero-shot", "noop": "zero-shot", "instruct": "instruct"}
+BASELINE_AGENTS = {
+    "zero-shot": "zero-shot",
+    "noop": "zero-shot",
+    "instruct": "instruct",
+    "few-shot": "few-shot",
+}
 
 
 class IndexedRun(BaseModel):
@@ -48,7 +53,7 @@ class AgentRow(BaseModel):
     scaffold: str  # the agent it ran as (claude-code, codex, reference, ...)
     avg: float | None  # weighted average over benchmarks of the mean over base models (seed mean)
     std: float | None = None  # sample std over seeds of that average
-    ci_low: float | None = None  # bootstrap 95% CI of the average (runs resampled within each cell)
+    ci_low: float | None = None  # bootstrap 95% CI of the average (whole seeds resampled)
     ci_high: float | None = None
     per_benchmark: dict[str, float | None] = {}  # task -> mean over base models (and seeds)
     per_benchmark_std: dict[str, float | None] = {}  # task -> std over seeds
