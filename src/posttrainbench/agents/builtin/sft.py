@@ -2,6 +2,12 @@
 
 Shared by the `reference` agent (trains on the task's allowed training data) and the
 `cheat-testset` agent (trains on the test split, to show that cheating is caught).
+
+On a GPU: bf16 weights, examples packed end to end into rows of 2048 tokens, Liger's Triton kernels
+for RMSNorm, RoPE and SwiGLU, and TRL's chunked LM head (the logits are never materialised); the memory
+they free goes to a bigger batch. bench/gpu_train.py and bench/gpu_recipe.py measure what each gives;
+torch.compile did not pay.
+On a CPU: fp32, no packing, short rows (the toy task).
 """
 
 from __future__ import annotations
@@ -16,6 +22,11 @@ import torch
 
 TIME_FRACTION = 0.75  # of the time left that goes to optimizer steps; the rest is load, save, slack
 MIN_STEPS = 20
+GPU_ROW_TOKENS = 2048
+CPU_ROW_TOKENS = 256
+# Activation bytes per token and per unit of hidden_size x layers in bf16 with Liger's kernels and no
+# checkpointing (measured: ~3.9 GiB per 2048-token row at Qwen3-1.7B shapes).
+ACTIVATION_BYTES = 34
 
 
 @dataclass(frozen=True)
@@ -27,38 +38,64 @@ class Plan:
     bf16: bool
 
 
-def _hardware_batch(device: str, n_params: int) -> int:
-    if device == "cuda":
-        free, _ = torch.cuda.mem_get_info()
-        # Full fine-tuning with AdamW costs ~16 bytes/parameter; activations take the rest.
-        spare_gib = max(free - 16 * n_params, 0) / 2**30
-        return int(min(64, max(4, 2 ** int(math.log2(max(spare_gib, 1)) + 2))))
-    return 32
-
-
-def plan(model, seconds_left: float, sample_ids: list[list[int]]) -> Plan:
-    """Size batch and step count by timing real optimizer steps on this machine."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+def _first_batch(model, device: str, row_tokens: int) -> int:
+    """A batch to try first: on a GPU what the free memory holds after bf16 weights, gradients and
+    AdamW's two moments (8 bytes a parameter), halved on running out of memory; on a CPU 32."""
+    if device != "cuda":
+        return 32
+    free, _ = torch.cuda.mem_get_info()
     n_params = sum(p.numel() for p in model.parameters())
-    batch = _hardware_batch(device, n_params)
+    c = model.config
+    per_row = ACTIVATION_BYTES * c.hidden_size * c.num_hidden_layers * row_tokens
+    fits = int((0.9 * free - 8 * n_params) // per_row)
+    return max(1, min(32, 2 ** int(math.log2(max(fits, 1)))))
+
+
+def plan(model, seconds_left: float, row_tokens: int) -> Plan:
+    """Size batch and step count by timing real optimizer steps on this machine (rows of `row_tokens`
+    random ids); on a GPU, halve the batch until three steps fit in memory."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    batch = _first_batch(model, device, row_tokens)
     model.to(device)
-    length = max(len(s) for s in sample_ids)
-    x = torch.randint(0, model.config.vocab_size, (batch, length), device=device)
-    opt = torch.optim.AdamW(model.parameters(), lr=0.0)
     model.train()
-    timings = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        model(input_ids=x, labels=x).loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        timings.append(time.perf_counter() - t0)
-    per_step = min(timings[1:]) * 1.15  # the trainer adds data collation and logging
+    while True:
+        try:
+            per_step = _time_steps(model, device, batch, row_tokens)
+            break
+        except torch.OutOfMemoryError:
+            if batch == 1:
+                raise
+            batch //= 2
+            torch.cuda.empty_cache()
     steps = max(MIN_STEPS, int(seconds_left * TIME_FRACTION / per_step))
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     return Plan(device=device, batch_size=batch, max_steps=steps, seconds_per_step=per_step, bf16=bf16)
+
+
+def _time_steps(model, device: str, batch: int, row_tokens: int) -> float:
+    x = torch.randint(0, model.config.vocab_size, (batch, row_tokens), device=device)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0, fused=device == "cuda")
+    timings = []
+    try:
+        for _ in range(3):
+            t0 = time.perf_counter()
+            model(input_ids=x, labels=x).loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            timings.append(time.perf_counter() - t0)
+    finally:
+        del opt, x
+    return min(timings[1:]) * 1.15  # the trainer adds data collation and logging
+
+
+def _liger() -> bool:
+    try:
+        import liger_kernel  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def finetune(
@@ -67,7 +104,7 @@ def finetune(
     out_dir: Path,
     deadline: float,
     epochs_cap: float | None = None,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
 ) -> dict:
     """Fine-tune `model_id` on prompt/completion chat examples; save to `out_dir`.
 
@@ -77,15 +114,30 @@ def finetune(
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
+    cuda = torch.cuda.is_available()
+    liger = cuda and _liger()
     tokenizer = AutoTokenizer.from_pretrained(model_id)
-    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch.float32)
+    if liger:  # patched before the planner times steps, so the batch is sized for the kernels used
+        from liger_kernel.transformers import AutoLigerKernelForCausalLM
+
+        model = AutoLigerKernelForCausalLM.from_pretrained(model_id, dtype=torch.bfloat16)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_id, dtype=torch.bfloat16 if cuda else torch.float32
+        )
+    row_tokens = GPU_ROW_TOKENS if cuda else CPU_ROW_TOKENS
+    # Packed rows are full; unpacked (CPU) ones are as long as the examples.
     texts = [
         tokenizer.apply_chat_template(e["prompt"] + e["completion"], tokenize=False) for e in examples[:64]
     ]
-    p = plan(model, deadline - time.time(), [tokenizer(t)["input_ids"] for t in texts])
+    planned = row_tokens if cuda else min(row_tokens, max(len(tokenizer(t)["input_ids"]) for t in texts))
+    p = plan(model, deadline - time.time(), planned)
     steps = p.max_steps
     if epochs_cap is not None:
         steps = min(steps, max(MIN_STEPS, int(epochs_cap * len(examples) / p.batch_size)))
+    n_params = sum(t.numel() for t in model.parameters())
+    if learning_rate is None:  # the toy model learns at a rate that would wreck a billion parameters
+        learning_rate = 1e-3 if n_params < 100_000_000 else 1e-5
 
     class StopAtDeadline(TrainerCallback):
         """A safety net: stop early rather than be killed mid-save if the estimate was off."""
@@ -109,7 +161,13 @@ def finetune(
         bf16=p.bf16,
         use_cpu=p.device == "cpu",
         completion_only_loss=True,
-        max_length=256,
+        max_length=row_tokens,
+        # Rows filled end to end with plain causal attention. TRL's best-fit packing is padding-free: it
+        # flattens the batch into one sequence with a block-diagonal mask, which SDPA (no FlashAttention
+        # varlen here) runs ~6x slower. Examples in a row may attend to the ones before them.
+        packing=cuda,
+        packing_strategy="wrapped",
+        include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
         seed=0,
         disable_tqdm=True,
@@ -124,8 +182,15 @@ def finetune(
     result = trainer.train()
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
+    train_seconds = result.metrics.get("train_runtime") or 1.0
     summary = {
         "plan": p.__dict__,
+        "liger": liger,
+        "packing": cuda,
+        "row_tokens": row_tokens,
+        "learning_rate": learning_rate,
+        "tokens_seen": trainer.state.num_input_tokens_seen,
+        "tokens_per_s": round(trainer.state.num_input_tokens_seen / train_seconds, 1),
         "steps_planned": steps,
         "steps_done": result.global_step,
         "train_loss": result.training_loss,
