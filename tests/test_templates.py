@@ -251,7 +251,10 @@ def test_exact_rendering(tokenizer, family, case):
 
 
 def test_every_family_has_a_template():
-    assert sorted(p.stem for p in models.TEMPLATES_DIR.glob("*.jinja")) == sorted(FAMILIES)
+    # and the plain template of the few-shot protocol (tests/test_fewshot.py)
+    assert sorted(p.stem for p in models.TEMPLATES_DIR.glob("*.jinja")) == sorted(
+        [*FAMILIES, models.PLAIN_TEMPLATE]
+    )
     assert set(models.FAMILY_BY_MODEL_TYPE.values()) == set(FAMILIES)
 
 

@@ -13,6 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from posttrainbench.errors import UserError, unknown
+from posttrainbench.provision import config as ptb_config
+from posttrainbench.provision.config_cli import config_app, doctor
+from posttrainbench.provision.image_cli import image_app
 from posttrainbench.rundir import RunDir, write_json_atomic
 from posttrainbench.specs import NetworkPolicy, RunSpec, SandboxName, Verdict
 
@@ -45,6 +48,14 @@ def user_errors(fn):
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+@app.callback()
+@user_errors
+def configure() -> None:
+    # Once, before any command: credentials from ./.env and the ptb.toml files become environment
+    # variables where not already set, so the agents and judges (which read os.environ) see them.
+    ptb_config.export_credentials()
 
 
 @app.command("list")
@@ -115,9 +126,10 @@ def run(
     ] = None,
     minutes: Annotated[float | None, typer.Option(help="time budget in minutes (added to --hours)")] = None,
     gpus: Annotated[int, typer.Option(min=0, help="GPUs given to the agent")] = 0,
-    out: Annotated[Path, typer.Option(help="results directory; the run gets a subdirectory")] = Path(
-        "ptb-results"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="results directory; the run gets a subdirectory (default: [paths] results)"),
+    ] = None,
     sandbox: Annotated[str, typer.Option(help=SANDBOX_HELP)] = "auto",
     sandbox_image: Annotated[
         str | None, typer.Option(help="container image (.sif) for --sandbox apptainer")
@@ -196,7 +208,7 @@ def run(
         continue_margin_minutes=continue_margin, integrity_judges=integrity_judge or [],
         judge_timeout_seconds=judge_timeout, judge_retries=judge_retries,
     )  # fmt: skip
-    run_dir, _ = run_one(spec, out, console)
+    run_dir, _ = run_one(spec, out or ptb_config.load().paths.results, console)
     show_outcome(run_dir)
 
 
@@ -261,6 +273,16 @@ def eval_(
     ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="run N seeds; report mean and stderr")] = 1,
     seed: Annotated[int, typer.Option(help="first seed (GPQA choice order, sampling seed)")] = 0,
+    fewshot: Annotated[
+        bool,
+        typer.Option(
+            "--fewshot",
+            help="the few-shot protocol for base models (the few-shot baseline): each task's worked "
+            "examples (tasks/TASK/fewshot.json) before every sample, sampling at temperature 0.6, "
+            "top-p 0.95, top-k 20 where the backend can (hf decodes greedily), and the plain template "
+            "base.jinja (no chat format) instead of the family's; metrics.json records it under `fewshot`",
+        ),
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option(help="write OUT/<task>/metrics.json and inspect logs (default: ptb-eval/<model>)"),
@@ -304,7 +326,7 @@ def eval_(
     out = out or Path("ptb-eval") / label
     opts = RunOptions(
         backend=backend, backend_url=backend_url, limit=limit, max_tokens=max_tokens, data_dir=data_dir,
-        judge=judge_model, epochs=epochs, seed=seed, log_dir=out / "logs",
+        judge=judge_model, epochs=epochs, seed=seed, fewshot=fewshot, log_dir=out / "logs",
     )  # fmt: skip
     try:
         results = evaluate(names, model_dir, opts)
@@ -494,6 +516,12 @@ agents_app = typer.Typer(
     help="Install the CLI agents (Claude Code, Codex, Gemini CLI, OpenCode) at their pinned versions."
 )
 app.add_typer(agents_app, name="agents")
+from posttrainbench.provision.cache_cli import cache_app  # noqa: E402 (it uses user_errors, above)
+
+app.add_typer(cache_app, name="cache")
+app.add_typer(config_app, name="config")
+app.command()(user_errors(doctor))
+app.add_typer(image_app, name="image")
 
 
 @agents_app.command("install")
@@ -653,7 +681,12 @@ def job(spec: Annotated[Path, typer.Argument(help="RUN_DIR/job/spec.json, writte
 
 
 ResultsArg = Annotated[
-    Path, typer.Argument(help="results directory (its run directories, at any depth)", metavar="RESULTS")
+    Path,
+    typer.Argument(
+        help="results directory (its run directories, at any depth; default: [paths] results, ptb-results)",
+        metavar="RESULTS",
+        default_factory=lambda: ptb_config.load().paths.results,
+    ),
 ]
 
 
@@ -665,7 +698,7 @@ def _existing_results(results: Path) -> Path:
 
 @app.command()
 @user_errors
-def index(results: ResultsArg = Path("ptb-results")) -> None:
+def index(results: ResultsArg) -> None:
     """(Re)build RESULTS/index.sqlite, the SQLite index of every run.json under RESULTS (one row per
     run: agent, task, model, seed, scores, flags, time, tokens, cost). Only changed records are read
     again; delete the file to rebuild it from scratch. The run directories stay the source of truth."""
@@ -717,7 +750,7 @@ BootstrapOption = Annotated[int, typer.Option(min=0, help="bootstrap resamples f
 @app.command()
 @user_errors
 def leaderboard(
-    results: ResultsArg = Path("ptb-results"),
+    results: ResultsArg,
     format_: Annotated[str, typer.Option("--format", help="table, md, csv or json")] = "table",
     weights: WeightsOption = "auto",
     tasks_: TasksFilter = None,
@@ -761,7 +794,7 @@ def leaderboard(
 @app.command()
 @user_errors
 def report(
-    results: ResultsArg = Path("ptb-results"),
+    results: ResultsArg,
     out: Annotated[Path, typer.Option(help="where the site goes (replaced)")] = Path("ptb-report"),
     weights: WeightsOption = "auto",
     tasks_: TasksFilter = None,

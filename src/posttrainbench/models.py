@@ -6,11 +6,14 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
+from posttrainbench import settings
 from posttrainbench.demo import tiny_model
 from posttrainbench.errors import UserError, unknown
 from posttrainbench.specs import ModelCard
 
 TEMPLATES_DIR = Path(str(files("posttrainbench.templates")))
+# templates/base.jinja: no chat format, for base models under the few-shot protocol, whatever the family.
+PLAIN_TEMPLATE = "base"
 
 MODELS: dict[str, ModelCard] = {
     card.name: card
@@ -87,15 +90,16 @@ def snapshot(card: ModelCard, hub_cache: Path) -> Path:
     if path is None:
         raise UserError(
             f"model {card.name} ({card.hub_id}@{card.revision}) is not in the model cache {hub_cache}; "
-            f"download it there (e.g. `hf download {card.hub_id} --cache-dir {hub_cache}`) "
+            f"download it there (`ptb cache pull --models {card.name}`) "
             "or point PTB_MODEL_CACHE at a cache that has it"
         )
     return path
 
 
 def twin_snapshot(card: ModelCard, hub_cache: Path) -> Path | None:
-    """The instruct twin's directory in the hub cache (built on first use for locally built models),
-    or None when the model has no twin or its twin was not downloaded."""
+    """The instruct twin's directory: in the twin cache (`settings.twin_cache()`), else in the hub cache
+    (where locally built models build theirs on first use); None when the model has no twin or its
+    twin was not downloaded."""
     if card.instruct_twin is None:
         return None
     if card.built_locally:
@@ -106,7 +110,10 @@ def twin_snapshot(card: ModelCard, hub_cache: Path) -> Path | None:
             tiny_model.instruct_build_id(),
             lambda out_dir: tiny_model.build_instruct(out_dir, base),
         )
-    return _cached(card.instruct_twin, "main", hub_cache)
+    revision = card.instruct_revision or "main"
+    return _cached(card.instruct_twin, revision, settings.twin_cache()) or _cached(
+        card.instruct_twin, revision, hub_cache
+    )
 
 
 def family_of(model_dir: Path) -> str:

@@ -23,6 +23,7 @@ class ModelCard(BaseModel):
     revision: str
     family: str
     instruct_twin: str | None = None
+    instruct_revision: str | None = None  # the twin's commit; None: unpinned (its default branch)
     built_locally: bool = False
     description: str = ""
 

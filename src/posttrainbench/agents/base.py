@@ -19,9 +19,12 @@ import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from posttrainbench.sandbox.plan import Mount
 from posttrainbench.specs import AgentInfo, ModelCard
+
+Evaluation = Literal["standard", "fewshot"]
 
 
 class AgentStartError(Exception):
@@ -48,6 +51,13 @@ class Agent(ABC):
     network_hosts: tuple[str, ...] = ()
     # Whether the agent can continue its session (`resume_command`), for --continue-until-deadline.
     resumable: bool = False
+    # Whether the agent sees the instruct twins' cache (read-only): only the instruct baseline, which
+    # submits the twin; to every other agent the twin is off limits.
+    needs_twin: bool = False
+    # How the run's final_model is evaluated: the standard protocol, or the few-shot protocol for base
+    # models (exemplars, sampling, plain template) of the few-shot baseline. The baseline it is compared
+    # with stays the zero-shot one.
+    evaluation: Evaluation = "standard"
 
     @abstractmethod
     def command(self, ctx: AgentContext) -> list[str]:

@@ -6,8 +6,8 @@
 - `openai`: any OpenAI-compatible server at `url` (key: `OPENAI_API_KEY`).
 
 A server that is already running applies its own chat template: metrics.json says so. Otherwise every
-backend gets the family's chat template. Decoding is always greedy;
-the decoding settings of a submission's generation_config.json never apply.
+backend gets the family's chat template. Decoding is greedy, except under the few-shot protocol
+(`sample`), which samples; the decoding settings of a submission's generation_config.json never apply.
 """
 
 from __future__ import annotations
@@ -68,10 +68,11 @@ def serve(
     gpu_memory_utilization: float,
     url: str | None,
     log_dir: Path,
+    sample: bool = False,
 ) -> Iterator[Served]:
     name = choose(backend)
     if name == "hf":
-        yield Served(_hf(model_path, template, batch_size), "hf", template.name)
+        yield Served(_hf(model_path, template, batch_size, sample), "hf", template.name)
     elif name == "vllm" and url is None:
         from posttrainbench.evaluation.vllm_server import VLLMServer
 
@@ -104,7 +105,7 @@ def serve(
         raise unknown("backend", backend, list(BACKENDS))
 
 
-def _hf(model_path: Path, template: Path, batch_size: int) -> Model:
+def _hf(model_path: Path, template: Path, batch_size: int, sample: bool) -> Model:
     import torch
 
     cuda = cuda_available()
@@ -114,7 +115,7 @@ def _hf(model_path: Path, template: Path, batch_size: int) -> Model:
         chat_template=template.read_text(),
         # The template writes the special tokens (a BOS included); the tokenizer must not add them again.
         tokenizer_call_args={"add_special_tokens": False},
-        do_sample=False,
+        do_sample=sample,
         device="cuda:0" if cuda else "cpu",
         dtype=torch.bfloat16 if cuda else torch.float32,
         batch_size=batch_size,

@@ -25,6 +25,11 @@ def parser(task_name: str | None) -> argparse.ArgumentParser:
     )
     if task_name is None:
         p.add_argument("--task", required=True, help="task name (see `ptb list tasks`)")
+        p.add_argument(
+            "--fewshot",
+            action="store_true",
+            help="the few-shot protocol for base models: the task's exemplars, sampling, plain template",
+        )
     p.add_argument(
         "--model-path", type=Path, default=Path("final_model"), help="model directory (default: final_model)"
     )
@@ -115,6 +120,7 @@ def main(argv: list[str] | None = None, task: str | None = None) -> int:
                 judge=getattr(args, "judge_model", None) or judge_in_sandbox(),
                 epochs=args.epochs,
                 seed=args.seed,
+                fewshot=getattr(args, "fewshot", False),
                 log_dir=args.log_dir,
             ),
         )

@@ -16,6 +16,24 @@ class Decoding(BaseModel):
     seed: int = 0
 
 
+class Sampling(BaseModel):
+    temperature: float
+    top_p: float
+    top_k: int
+
+
+class FewShotInfo(BaseModel):
+    """How a few-shot evaluation (`--fewshot`, the base-model protocol) was made: the task's exemplars
+    (`tasks/<task>/fewshot.json`) in front of each sample, the plain template (`template`) and
+    sampling. `decoding` is what was applied; `not_applied` names each sampling setting the backend
+    could not apply, and why."""
+
+    exemplars: int  # worked examples in front of each sample
+    exemplar_source: str
+    sampling: Sampling
+    not_applied: dict[str, str] = {}
+
+
 class GenerationConfigInfo(BaseModel):
     """A submission's generation_config.json is recorded, never applied."""
 
@@ -32,6 +50,7 @@ class EvalMetrics(BaseModel):
     metrics: dict[str, float]
     backend: str  # hf, vllm, openai; "replay" for `ptb score` of saved outputs
     decoding: Decoding | None
+    fewshot: FewShotInfo | None = None  # None: the standard protocol (greedy, the family's chat template)
     template: str | None
     model_path: str  # the model directory (or, for replay, the outputs file)
     generation_config: GenerationConfigInfo | None

@@ -9,6 +9,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from inspect_ai.log import EvalLog
 from inspect_ai.model import GenerateConfig, Model
@@ -16,8 +17,18 @@ from inspect_ai.model import GenerateConfig, Model
 from posttrainbench import models, tasks
 from posttrainbench.data import DataRecord
 from posttrainbench.evaluation.backends import BackendName, serve
-from posttrainbench.evaluation.metrics import Decoding, EvalMetrics, GenerationConfigInfo
+from posttrainbench.evaluation.metrics import (
+    Decoding,
+    EvalMetrics,
+    FewShotInfo,
+    GenerationConfigInfo,
+    Sampling,
+)
 from posttrainbench.tasks.base import EvalOptions, Task
+
+# The few-shot protocol's sampling: Qwen's recommendation for its base models, as in the original's
+# few-shot baselines.
+FEWSHOT_SAMPLING = Sampling(temperature=0.6, top_p=0.95, top_k=20)
 
 
 @dataclass
@@ -33,6 +44,8 @@ class RunOptions:
     judge: str | Model | None = None
     epochs: int = 1
     seed: int = 0
+    # The few-shot protocol for base models: each task's exemplars, FEWSHOT_SAMPLING, plain template.
+    fewshot: bool = False
     log_dir: Path = field(default_factory=lambda: Path("logs"))
     display: str = "plain"
 
@@ -42,14 +55,17 @@ class EvaluationError(RuntimeError):
 
 
 def evaluate(task_names: list[str], model_path: Path, opts: RunOptions) -> list[EvalMetrics]:
-    """Evaluate with greedy decoding and the family's chat template (from config.json)."""
+    """Evaluate with greedy decoding and the family's chat template (from config.json), or under the
+    few-shot protocol (`opts.fewshot`) with exemplars, sampling and the plain template."""
     import inspect_ai
 
     selected = [tasks.get(name) for name in task_names]
     model_path = model_path.resolve()
     if not (model_path / "config.json").is_file():
         raise FileNotFoundError(f"{model_path} has no config.json: not a model directory")
-    template = models.template_file(models.family_of(model_path), opts.templates_dir)
+    template = models.template_file(
+        models.PLAIN_TEMPLATE if opts.fewshot else models.family_of(model_path), opts.templates_dir
+    )
     datas = {t.info.name: t.data(opts.data_dir) for t in selected}  # fail on data before loading the model
     batch = opts.max_connections or max(t.info.default_max_connections for t in selected)
     out = []
@@ -61,21 +77,18 @@ def evaluate(task_names: list[str], model_path: Path, opts: RunOptions) -> list[
         gpu_memory_utilization=opts.gpu_memory_utilization,
         url=opts.backend_url,
         log_dir=opts.log_dir,
+        sample=opts.fewshot,
     ) as served:
+        config_args, not_applied = decoding_settings(served.backend, opts.fewshot)
         for task in selected:
             started = time.monotonic()
             max_tokens = opts.max_tokens or task.info.default_max_tokens
+            build = task.fewshot_task if opts.fewshot else task.inspect_task
             logs = []
             for epoch in range(opts.epochs):
                 seed = opts.seed + epoch
-                inspect_task = task.inspect_task(
-                    datas[task.info.name], EvalOptions(seed=seed, judge=opts.judge)
-                )
-                inspect_task.config = GenerateConfig(
-                    max_tokens=max_tokens,
-                    temperature=None if served.backend == "hf" else 0.0,
-                    seed=seed,
-                )
+                inspect_task = build(datas[task.info.name], EvalOptions(seed=seed, judge=opts.judge))
+                inspect_task.config = GenerateConfig(max_tokens=max_tokens, seed=seed, **config_args)
                 log = inspect_ai.eval(
                     inspect_task,
                     model=served.model,
@@ -92,7 +105,13 @@ def evaluate(task_names: list[str], model_path: Path, opts: RunOptions) -> list[
                     logs,
                     data=datas[task.info.name].record,
                     backend=served.backend,
-                    decoding=Decoding(max_tokens=max_tokens, seed=opts.seed),
+                    decoding=Decoding(
+                        temperature=config_args["temperature"] or 0.0,
+                        do_sample=bool(config_args["temperature"]),
+                        max_tokens=max_tokens,
+                        seed=opts.seed,
+                    ),
+                    fewshot=fewshot_info(task, not_applied) if opts.fewshot else None,
                     template=served.template,
                     model_path=str(model_path),
                     generation_config=generation_config_info(model_path),
@@ -101,6 +120,33 @@ def evaluate(task_names: list[str], model_path: Path, opts: RunOptions) -> list[
                 )
             )
     return out
+
+
+def decoding_settings(backend: str, fewshot: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The GenerateConfig fields that set decoding on the backend: greedy or, under the few-shot
+    protocol, FEWSHOT_SAMPLING as far as the backend applies it; and each sampling setting it cannot
+    apply, with why."""
+    greedy = {"temperature": None if backend == "hf" else 0.0}  # hf: greedy by its do_sample=False
+    if not fewshot:
+        return greedy, {}
+    s = FEWSHOT_SAMPLING
+    if backend == "vllm":
+        return {"temperature": s.temperature, "top_p": s.top_p, "extra_body": {"top_k": s.top_k}}, {}
+    if backend == "openai":
+        return {"temperature": s.temperature, "top_p": s.top_p}, {
+            "top_k": "not an OpenAI API parameter: the server's default applies"
+        }
+    return {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k}, {}  # hf, set up to sample
+
+
+def fewshot_info(task: Task, not_applied: dict[str, str]) -> FewShotInfo:
+    fewshot = task.fewshot()
+    return FewShotInfo(
+        exemplars=len(fewshot.exemplars),
+        exemplar_source=fewshot.source,
+        sampling=FEWSHOT_SAMPLING,
+        not_applied=not_applied,
+    )
 
 
 def checked(log: EvalLog, task_name: str) -> EvalLog:
@@ -141,6 +187,7 @@ def summarize(
     data: DataRecord,
     backend: str,
     decoding: Decoding | None,
+    fewshot: FewShotInfo | None = None,
     template: str | None,
     model_path: str,
     generation_config: GenerationConfigInfo | None,
@@ -182,6 +229,7 @@ def summarize(
         metrics=metrics,
         backend=backend,
         decoding=decoding,
+        fewshot=fewshot,
         template=template,
         model_path=model_path,
         generation_config=generation_config,

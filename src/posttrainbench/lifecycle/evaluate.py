@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from posttrainbench import models, settings, tasks
+from posttrainbench.agents import registry
 from posttrainbench.evaluation.metrics import EvalMetrics
 from posttrainbench.rundir import RunDir
 from posttrainbench.specs import FinalModelState, RunRecord
@@ -32,6 +33,7 @@ def evaluate_model(
     log_dir: Path,
     limit: int | None = None,
     judge: str | None = None,
+    fewshot: bool = False,
 ) -> EvalMetrics:
     """Evaluate in a fresh process; on failure retry down the task's token-budget ladder."""
     info = tasks.get(task).info
@@ -47,6 +49,7 @@ def evaluate_model(
             "--model-path", str(model_path),
             "--limit", str(limit or -1),
             *(["--judge-model", judge] if judge else []),
+            *(["--fewshot"] if fewshot else []),
             "--max-tokens", str(max_tokens),
             "--templates-dir", str(models.TEMPLATES_DIR),
             "--json-output-file", str(out_file),
@@ -98,7 +101,8 @@ def baseline(record: RunRecord) -> EvalMetrics:
 
 
 def evaluate(run: RunDir) -> EvalMetrics | None:
-    """Evaluate the submission (when it is loadable) and make sure the baseline exists."""
+    """Evaluate the submission (when it is loadable) as its agent declares (the standard protocol, or
+    the few-shot one of the few-shot baseline) and make sure the (zero-shot) baseline exists."""
     with run.stage("evaluate"):
         record = run.load()
         baseline(record)
@@ -108,4 +112,5 @@ def evaluate(run: RunDir) -> EvalMetrics | None:
         return evaluate_model(
             record.spec.task, run.final_model, run.metrics_file, run.eval_dir,
             record.spec.eval_limit, judge(record),
+            fewshot=registry.get(record.spec.agent).evaluation == "fewshot",
         )  # fmt: skip

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from posttrainbench.evaluation.metrics import EvalMetrics
 from posttrainbench.lifecycle.evaluate import baseline_dir
+from posttrainbench.provision import images
 from posttrainbench.redact import Redactor
 from posttrainbench.rundir import RunDir
 from posttrainbench.sandbox.cache_layer import CacheLayer
@@ -30,7 +31,7 @@ def versions() -> dict[str, str]:
     bwrap = shutil.which("bwrap")
     if bwrap:
         out["bwrap"] = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip()
-    return out
+    return out | images.identity()
 
 
 def _score(path: Path) -> float | None:

@@ -23,6 +23,7 @@ from posttrainbench.agents.base import Agent, AgentContext, AgentStartError, age
 from posttrainbench.data import DATA_DIR_ENV
 from posttrainbench.errors import UserError
 from posttrainbench.lifecycle.prepare import protected_paths
+from posttrainbench.provision.config import PATH_ENV
 from posttrainbench.redact import Redactor
 from posttrainbench.rundir import RunDir
 from posttrainbench.sandbox import gpus, services
@@ -80,6 +81,15 @@ def task_data(task_name: str) -> tuple[dict[str, str], list[Mount]]:
         return {}, []
     root = str(task.data().root.parent)
     return {DATA_DIR_ENV: root}, [Mount(kind="ro", source=root, target=root)]
+
+
+def twin_access(agent: Agent) -> tuple[dict[str, str], list[Mount]]:
+    """The instruct twins' cache, read-only, for the agent that submits a twin (the instruct baseline)
+    and for no other: where `models.twin_snapshot` looks inside the sandbox, and its mount."""
+    root = settings.twin_cache()
+    if not agent.needs_twin or not root.is_dir():
+        return {}, []
+    return {PATH_ENV["twin_cache"]: str(root)}, [Mount(kind="ro", source=str(root), target=str(root))]
 
 
 def grader_upstream(record: RunRecord) -> Upstream | None:
@@ -154,9 +164,10 @@ def open_session(
             # Login shells (Codex runs its commands with `bash -lc`) reset PATH from /etc/profile.
             (run.agent_home / ".profile").write_text(f"export PATH={shlex.quote(env['PATH'])}\n")
             data_env, data_mounts = task_data(spec.task)
-            env.update(data_env)
+            twin_env, twin_mounts = twin_access(agent)
+            env.update(data_env | twin_env)
             env.update(svc.env())
-            extra = [*data_mounts, *svc.mounts()]
+            extra = [*data_mounts, *twin_mounts, *svc.mounts()]
             extra += agent.mounts(ctx)
             plan = mount_plan(run, record, env, hub_cache, agent_cache, extra, gpu_ids)
             yield Session(box, plan, box.command(plan, svc.wrap(command)), box.env(plan), layer, svc)

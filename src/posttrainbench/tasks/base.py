@@ -9,7 +9,9 @@ from pathlib import Path
 
 import inspect_ai
 from inspect_ai.dataset import Sample
-from inspect_ai.model import Model
+from inspect_ai.model import ChatMessageSystem, Model
+from inspect_ai.solver import Generate, Solver, TaskState, chain, solver
+from pydantic import BaseModel
 
 from posttrainbench.data import DataFile, TaskData, resolve
 from posttrainbench.specs import TaskInfo
@@ -24,12 +26,44 @@ class EvalOptions:
     judge: str | Model | None = None  # None: the task's info.default_judge
 
 
+class Exemplar(BaseModel):
+    """One worked example: a prompt worded as the task words its own, and the answer it deserves."""
+
+    prompt: str
+    response: str
+
+
+class FewShot(BaseModel):
+    """A task's `fewshot.json`: the worked examples the few-shot protocol shows before each sample."""
+
+    source: str  # where the exemplars come from, and how they were chosen
+    exemplars: list[Exemplar]
+
+    def text(self) -> str:
+        """Each prompt followed by its response, a blank line between all of them: the shape a plain
+        (base-model) prompt takes, so the sample's answer follows its prompt as the exemplars' do."""
+        return "\n\n".join(f"{e.prompt}\n\n{e.response}" for e in self.exemplars)
+
+
+@solver
+def prepend_system(text: str) -> Solver:
+    """Put `text` first in the conversation, as a system message (no template formatting)."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        state.messages.insert(0, ChatMessageSystem(content=text))
+        return state
+
+    return solve
+
+
 class Task(ABC):
     """A benchmark: its data, its inspect Task, and the files the agent is given."""
 
     info: TaskInfo
     data_folder: str = ""
     data_files: tuple[DataFile, ...] = ()
+    # The task's own prompt already shows its exemplars (GSM8K is 10-shot by protocol).
+    exemplars_in_prompt: bool = False
 
     @property
     def package_dir(self) -> Path:
@@ -64,6 +98,17 @@ class Task(ABC):
         """The full test set, in its final order, as an inspect Task (the runner keeps the first
         `--limit` samples). All post-processing of answers happens in the scorer, so that saved
         outputs can be re-scored with the solver replaced."""
+
+    def fewshot(self) -> FewShot:
+        return FewShot.model_validate_json((self.package_dir / "fewshot.json").read_text())
+
+    def fewshot_task(self, data: TaskData, options: EvalOptions) -> inspect_ai.Task:
+        """`inspect_task` under the few-shot protocol: the exemplars in front of each sample, as a system
+        message (it leaves the task's own prompt solvers, which read the first user message, as they are)."""
+        task = self.inspect_task(data, options)
+        if self.fewshot().exemplars and not self.exemplars_in_prompt:
+            task.solver = chain(prepend_system(self.fewshot().text()), task.solver)
+        return task
 
     def samples(self, data: TaskData) -> list[Sample]:
         return list(self.inspect_task(data, EvalOptions()).dataset)

@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import sys
 
-from posttrainbench.agents.base import Agent, AgentContext
+from posttrainbench.agents.base import Agent, AgentContext, Evaluation
 from posttrainbench.specs import AgentInfo
 
 
 class BuiltinAgent(Agent):
     def __init__(
-        self, name: str, module: str, description: str, args: tuple[str, ...] = (), planted: str | None = None
+        self,
+        name: str,
+        module: str,
+        description: str,
+        args: tuple[str, ...] = (),
+        planted: str | None = None,
+        needs_twin: bool = False,
+        evaluation: Evaluation = "standard",
     ):
         self.info = AgentInfo(name=name, kind="builtin", description=description)
         self.module = module
         self.args = args
         self.planted = planted
+        self.needs_twin = needs_twin
+        self.evaluation = evaluation
 
     def command(self, ctx: AgentContext) -> list[str]:
         return [sys.executable, "-m", f"posttrainbench.agents.builtin.{self.module}", *self.args]
@@ -32,7 +41,15 @@ def _planted(name: str, kind: str, description: str, planted: str | None) -> Bui
 BUILTIN = [
     BuiltinAgent("noop", "noop", "submits the base model unchanged (as zero-shot does)"),
     BuiltinAgent("zero-shot", "noop", "baseline: the base model as is (the leaderboard's zero-shot scores)"),
-    BuiltinAgent("instruct", "instruct", "baseline: the family's official instruct model, unchanged"),
+    BuiltinAgent(
+        "few-shot",
+        "noop",
+        "baseline: the base model as is, evaluated few-shot (exemplars, sampling, plain template)",
+        evaluation="fewshot",
+    ),
+    BuiltinAgent(
+        "instruct", "instruct", "baseline: the family's official instruct model, unchanged", needs_twin=True
+    ),
     BuiltinAgent(
         "reference",
         "reference",

@@ -1,5 +1,10 @@
 """`instruct`: submits the family's official instruct model (the instruct baseline of the leaderboard;
-the lineage check flags it, as it should, and the aggregation reads baselines unsubstituted)."""
+the lineage check flags it, as it should, and the aggregation reads baselines unsubstituted).
+The twin comes from the twin cache, which the harness mounts for this agent only, or from the model
+cache (where locally built models keep theirs)."""
+
+import os
+from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -13,9 +18,12 @@ def main() -> None:
     twin = card.instruct_twin
     if not twin:
         raise SystemExit(f"{card.name} has no instruct twin to submit")
+    path = models.twin_snapshot(card, Path(os.environ["HF_HUB_CACHE"]))
+    if path is None:
+        raise SystemExit(f"the instruct model {twin} is in neither the twin cache nor the model cache")
     out = inputs.workspace / "final_model"
-    AutoModelForCausalLM.from_pretrained(twin, local_files_only=True).save_pretrained(out)
-    AutoTokenizer.from_pretrained(twin, local_files_only=True).save_pretrained(out)
+    AutoModelForCausalLM.from_pretrained(path).save_pretrained(out)
+    AutoTokenizer.from_pretrained(path).save_pretrained(out)
     print(f"saved the instruct model {twin} unchanged to {out}")
 
 

@@ -1,7 +1,7 @@
 """What the four coding-agent CLIs share: a pinned npm package installed by `ptb agents install`
-into `PTB_AGENTS_DIR` (default `$PTB_HOME/agents/<name>-<version>`) and mounted read-only into the
-sandbox; the agent configuration string; authentication by API key or by a subscription credential
-file; an API base-URL override; and resuming the same session for continuation.
+into `PTB_AGENTS_DIR/<name>-<version>` ([paths] agents_dir of ptb.toml; default `$PTB_HOME/agents`) and
+mounted read-only into the sandbox; the agent configuration string; authentication by API key or by a
+subscription credential file; an API base-URL override; and resuming the same session for continuation.
 
 `--agent-config` is `MODEL[,effort=LEVEL][,base_url=URL][,auth=api-key|subscription][,search=on|off]
 [,retries=N]` (retries: of a failed model request, where the CLI lets it be set; default the CLI's).
@@ -19,9 +19,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from posttrainbench import settings
 from posttrainbench.agents.base import Agent, AgentContext, AgentStartError
 from posttrainbench.errors import UserError
+from posttrainbench.provision.config import load as load_config
 from posttrainbench.sandbox.bwrap import SYSTEM_DIRS
 from posttrainbench.sandbox.plan import Mount
 from posttrainbench.specs import AgentInfo
@@ -65,7 +65,7 @@ def parse_config(agent: str, config: str) -> CliSettings:
 
 
 def agents_dir() -> Path:
-    return Path(os.environ.get("PTB_AGENTS_DIR") or settings.ptb_home() / "agents")
+    return load_config().paths.agents_dir
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,23 @@
 """GSM8K: grade-school math word problems, 10-shot, numeric match of the final answer.
 
-inspect_evals' own pieces (record_to_sample, prompt template, few-shot formatting, `match(numeric=True)`)
-on the pinned data files; the few-shot examples are the first 10 of the train split after the same
-seeded permutation the hub loader applies.
+inspect_evals' own pieces (record_to_sample, prompt template, `match(numeric=True)`) on the pinned data
+files. The ten few-shot examples are `fewshot.json`: the first 10 of the train split after the seeded
+permutation inspect_evals' hub loader applies, in its few-shot format (tests check both). They are in
+every evaluation's prompt, so the few-shot protocol adds none.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from inspect_ai import Task as InspectTask
 from inspect_ai.dataset import MemoryDataset
 from inspect_ai.scorer import match
 from inspect_ai.solver import generate, prompt_template, system_message
-from inspect_evals.constants import DEFAULT_FEWSHOT_SEED
-from inspect_evals.gsm8k.gsm8k import MATH_PROMPT_TEMPLATE, record_to_sample, sample_to_fewshot
+from inspect_evals.gsm8k.gsm8k import MATH_PROMPT_TEMPLATE, record_to_sample
 
 from posttrainbench.data import DataFile, TaskData, read_jsonl
 from posttrainbench.specs import TaskInfo
 from posttrainbench.tasks.base import EvalOptions, Task
 
-FEWSHOT = 10
 _ORIGIN = "https://raw.githubusercontent.com/openai/grade-school-math/3101c7d5072418e28b9008a6636bde82a006892c/grade_school_math/data"
 
 
@@ -35,6 +33,7 @@ class GSM8KTask(Task):
         allowed_training_data="anything except the GSM8K test split (the train split is allowed)",
     )
     data_folder = "gsm8k"
+    exemplars_in_prompt = True
     data_files = (
         DataFile(
             path="test.jsonl",
@@ -49,17 +48,12 @@ class GSM8KTask(Task):
     )
 
     def inspect_task(self, data: TaskData, options: EvalOptions) -> InspectTask:
-        train = read_jsonl(data.path("train.jsonl"))
-        # `datasets.Dataset.shuffle(seed)` (inspect_evals' hub loader) permutes with exactly this
-        # generator, so the same ten examples are picked.
-        order = np.random.default_rng(DEFAULT_FEWSHOT_SEED).permutation(len(train))
-        fewshots = [record_to_sample(train[i]) for i in order[:FEWSHOT]]
         test = [record_to_sample(r) for r in read_jsonl(data.path("test.jsonl"))]
         return InspectTask(
             name="gsm8k",
             dataset=MemoryDataset(test, name="gsm8k-test"),
             solver=[
-                system_message("\n\n".join(sample_to_fewshot(s) for s in fewshots)),
+                system_message(self.fewshot().text()),
                 prompt_template(MATH_PROMPT_TEMPLATE),
                 generate(),
             ],

@@ -1,0 +1,1 @@
+"""Provisioning: environment images, the model and data cache, configuration, doctor."""
