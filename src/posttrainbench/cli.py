@@ -724,6 +724,20 @@ def _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap):
                  include_smoke=include_smoke, bootstrap=bootstrap)  # fmt: skip
 
 
+def _board(results: Path, rules):
+    """Every run under RESULTS (the index brought up to date) and their leaderboard."""
+    from posttrainbench.results.aggregate import aggregate
+    from posttrainbench.results.index import load
+
+    runs = load(_existing_results(results))
+    if not runs:
+        raise UserError(f"no runs under {results} (a run directory holds run.json)")
+    try:
+        return runs, aggregate(runs, rules)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 WeightsOption = Annotated[
     str,
     typer.Option(
@@ -766,19 +780,10 @@ def leaderboard(
     as reference rows. Smoke runs are left out and --continue-until-deadline runs are their own
     entries. Scores are percent. JSON: one object per entry."""
     from posttrainbench.results import formats
-    from posttrainbench.results.aggregate import aggregate
-    from posttrainbench.results.index import load
 
     if format_ not in formats.FORMATS:
         raise unknown("format", format_, list(formats.FORMATS))
-    rules = _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap)
-    runs = load(_existing_results(results))
-    if not runs:
-        raise UserError(f"no runs under {results} (a run directory holds run.json)")
-    try:
-        board = aggregate(runs, rules)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    _, board = _board(results, _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap))
     if format_ == "table":
         console.print(formats.table(board))
     else:
@@ -806,18 +811,9 @@ def report(
     """Build a static report site from RESULTS (open OUT/index.html; no server needed): the
     leaderboard (sortable, filterable) with its plots, a page per entry, and a page per run with its
     spec, metrics, integrity evidence, trace, monitor plot and files."""
-    from posttrainbench.results.aggregate import aggregate
-    from posttrainbench.results.index import load
     from posttrainbench.results.site import build_site
 
-    rules = _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap)
-    runs = load(_existing_results(results))
-    if not runs:
-        raise UserError(f"no runs under {results} (a run directory holds run.json)")
-    try:
-        board = aggregate(runs, rules)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    runs, board = _board(results, _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap))
     with console.status(f"writing the site for {len(runs)} runs"):
         page = build_site(board, runs, results, out)
     console.print(f"wrote {page}")

@@ -13,6 +13,12 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def clock(seconds: float) -> str:
+    """H:MM:SS (negative counts as zero)."""
+    s = max(0, int(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 class ModelCard(BaseModel):
     """A base model the agent is asked to post-train."""
 

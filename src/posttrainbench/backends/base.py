@@ -40,8 +40,8 @@ class Backend(ABC):
         """Start or queue the jobs; each gets RUN_DIR/job/submission.json with its job id."""
 
     @abstractmethod
-    def queue(self) -> dict[str, str]:
-        """This user's jobs the scheduler still has: job id -> queued | running | held."""
+    def queue(self, job_ids: list[str]) -> dict[str, str]:
+        """Those of these jobs the scheduler still has: job id -> queued | running | held."""
 
 
 def record_submission(job: Job, backend: str, job_id: str) -> None:

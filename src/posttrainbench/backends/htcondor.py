@@ -62,11 +62,7 @@ class HTCondor(Backend):
             record_submission(job, self.name, job_id)
             console.print(f"  {job.spec.key}: HTCondor job {job_id}", highlight=False)
 
-    def queue(self) -> dict[str, str]:
+    def queue(self, job_ids: list[str]) -> dict[str, str]:
         out = scheduler_command(["condor_q", "-af:j", "JobStatus"], "htcondor")
-        jobs = {}
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1] in STATES:
-                jobs[parts[0]] = STATES[parts[1]]
-        return jobs
+        listed = dict(parts for line in out.splitlines() if len(parts := line.split()) == 2)
+        return {i: STATES[listed[i]] for i in job_ids if listed.get(i) in STATES}

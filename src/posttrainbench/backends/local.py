@@ -22,6 +22,7 @@ from posttrainbench.errors import UserError
 from posttrainbench.experiments.spec import LocalBackend
 from posttrainbench.rundir import RunDir
 from posttrainbench.sandbox import gpus
+from posttrainbench.specs import clock
 
 
 def local_job_id(pid: int) -> str:
@@ -49,11 +50,6 @@ class Running:
     started: float = field(default_factory=time.monotonic)
 
 
-def _clock(seconds: float) -> str:
-    s = max(0, int(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 class Local(Backend):
     name = "local"
 
@@ -61,9 +57,10 @@ class Local(Backend):
         self.slots = list(options.gpus) if options.gpus is not None else gpus.available()
         self.max_parallel = options.max_parallel or max(1, len(self.slots))
 
-    def queue(self) -> dict[str, str]:
-        """Local jobs are not queued anywhere: those whose process still runs (on this host) are."""
-        return _LiveLocal()
+    def queue(self, job_ids: list[str]) -> dict[str, str]:
+        """Local jobs are not queued anywhere: those whose process still runs are (a job on another host
+        cannot be asked, and counts as running)."""
+        return {i: "running" for i in job_ids if i.startswith("local:") and alive(i) is not False}
 
     def submit(self, jobs: list[Job], console: Console) -> None:
         for job in jobs:
@@ -120,12 +117,12 @@ class Local(Backend):
         for col in ("run", "state", "GPUs", "time", "result"):
             table.add_column(col)
         for r in done:
-            table.add_row(r.job.spec.key, "done", _gpus(r.gpus), _clock(time.monotonic() - r.started),
+            table.add_row(r.job.spec.key, "done", _gpus(r.gpus), clock(time.monotonic() - r.started),
                           _result(r))  # fmt: skip
         for r in running:
             left = r.job.spec.spec.budget_seconds - (time.monotonic() - r.started)
-            state = f"solving, {_clock(left)} left" if left > 0 else "evaluating"
-            table.add_row(r.job.spec.key, state, _gpus(r.gpus), _clock(time.monotonic() - r.started), "")
+            state = f"solving, {clock(left)} left" if left > 0 else "evaluating"
+            table.add_row(r.job.spec.key, state, _gpus(r.gpus), clock(time.monotonic() - r.started), "")
         for job in pending:
             table.add_row(job.spec.key, "waiting", "-", "", "")
         return table
@@ -145,13 +142,3 @@ def _result(r: Running) -> str:
     score = "-" if o.counted_score is None else f"{o.counted_score:.3f}"
     failure = f" [red]{o.failure_class.value}[/]" if o.failure_class else ""
     return f"score {score}{failure}" + (" [red]flagged[/]" if o.flagged else "")
-
-
-class _LiveLocal(dict):
-    """A mapping that answers for any local job id by asking the process table."""
-
-    def get(self, job_id, default=None):
-        if not job_id or not job_id.startswith("local:"):
-            return default
-        state = alive(job_id)
-        return "running" if state or state is None else default

@@ -49,11 +49,7 @@ class Slurm(Backend):
             record_submission(job, self.name, job_id)
             console.print(f"  {job.spec.key}: Slurm job {job_id}", highlight=False)
 
-    def queue(self) -> dict[str, str]:
+    def queue(self, job_ids: list[str]) -> dict[str, str]:
         out = scheduler_command(["squeue", "--me", "--noheader", "--format=%i|%T"], "slurm")
-        jobs = {}
-        for line in out.splitlines():
-            job_id, _, state = line.strip().partition("|")
-            if job_id:
-                jobs[job_id] = STATES.get(state, "running")
-        return jobs
+        listed = dict(line.strip().partition("|")[::2] for line in out.splitlines() if line.strip())
+        return {i: STATES.get(listed[i], "running") for i in job_ids if i in listed}

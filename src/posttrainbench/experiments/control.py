@@ -14,7 +14,7 @@ from posttrainbench import backends
 from posttrainbench.backends import Backend, Job
 from posttrainbench.errors import UserError
 from posttrainbench.experiments import spec as experiment
-from posttrainbench.experiments.job import JobSpec, job_dir, write_spec
+from posttrainbench.experiments.job import Claim, JobSpec, Submission, job_dir, read_model, write_spec
 from posttrainbench.experiments.spec import PlannedRun
 from posttrainbench.experiments.state import RunState, RunStatus, run_status
 from posttrainbench.lifecycle.prepare import check_writable
@@ -33,7 +33,14 @@ class Loaded:
         self.backend: Backend = backends.get(self.exp.backend)
 
     def statuses(self) -> list[RunStatus]:
-        queue = self.backend.queue() if any((self.root / r.key / "job").is_dir() for r in self.runs) else {}
+        ids = [
+            m.job_id
+            for r in self.runs
+            for m in (read_model(Submission, job_dir(self.root / r.key) / "submission.json"),
+                      read_model(Claim, job_dir(self.root / r.key) / "claim.json"))
+            if m is not None
+        ]  # fmt: skip
+        queue = self.backend.queue(ids) if ids else {}
         return [run_status(self.root / r.key, r, queue, self.exp.retry) for r in self.runs]
 
     def job(self, run: PlannedRun, attempt: int = 1, history=(), mode: str = "run") -> Job:
@@ -75,8 +82,6 @@ def submit(path: Path, console: Console, dry_run: bool = False) -> list[Job]:
 
 def _next_attempt(run_dir: Path) -> int:
     """A run whose job spec was written but never submitted keeps its attempt number."""
-    from posttrainbench.experiments.job import read_model
-
     job = read_model(JobSpec, job_dir(run_dir) / "spec.json")
     return job.attempt if job else 1
 

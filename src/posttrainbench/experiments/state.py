@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from posttrainbench.experiments.job import Claim, JobSpec, Submission, job_dir, read_model
 from posttrainbench.experiments.spec import PlannedRun, Retry
 from posttrainbench.rundir import RunDir
-from posttrainbench.specs import FailureClass, RunRecord
+from posttrainbench.specs import FailureClass, RunRecord, clock
 
 
 class RunState(StrEnum):
@@ -40,11 +40,6 @@ class RunStatus(BaseModel):
     flagged: bool = False
     resume: Action | None = None  # failed runs: what `ptb resume` does with it
     spec_changed: bool = False  # the experiment file now asks for other settings than it ran with
-
-
-def _clock(seconds: float) -> str:
-    s = max(0, int(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _load(run: RunDir) -> RunRecord | None:
@@ -107,7 +102,7 @@ def _progress(rec: RunRecord | None, claim: Claim, job: JobSpec) -> str:
         stage = next((s for s in ("evaluate", "judge", "check", "collect") if s in rec.stages), "solve")
         return f"after {stage}"
     started = datetime.fromisoformat(claim.claimed_at).timestamp()
-    return f"solving, ~{_clock(started + job.spec.budget_seconds - time.time())} left"
+    return f"solving, ~{clock(started + job.spec.budget_seconds - time.time())} left"
 
 
 def action(status: RunStatus, retry: Retry) -> Action:

@@ -18,12 +18,7 @@ from posttrainbench.lifecycle.solve import solve
 from posttrainbench.monitor import Monitor
 from posttrainbench.rundir import RunDir
 from posttrainbench.sandbox import gpus
-from posttrainbench.specs import RunRecord, RunSpec
-
-
-def _clock(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+from posttrainbench.specs import RunRecord, RunSpec, clock
 
 
 def run_stage(run: RunDir, name: str, fn: Callable[[], object], console: Console) -> bool:
@@ -53,7 +48,7 @@ def execute(run: RunDir, console: Console) -> RunRecord:
     with monitor, console.status(f"solve: agent {spec.agent} is working") as status:
 
         def progress(left: float) -> None:
-            status.update(f"solve: agent [bold]{spec.agent}[/] is working, {_clock(left)} left")
+            status.update(f"solve: agent [bold]{spec.agent}[/] is working, {clock(left)} left")
 
         run_stage(run, "solve", lambda: solve(run, progress), console)
         after = [("collect", collect), ("check", check)] + [("judge", judge)] * bool(spec.integrity_judges)
