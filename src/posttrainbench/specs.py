@@ -59,7 +59,7 @@ class AgentInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    kind: Literal["builtin", "script", "cli"]
+    kind: Literal["builtin", "script", "cli", "python"]  # python: a Python program of a plugin
     description: str
 
 

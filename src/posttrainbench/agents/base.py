@@ -23,6 +23,7 @@ from typing import Literal
 
 from posttrainbench.sandbox.plan import Mount
 from posttrainbench.specs import AgentInfo, ModelCard
+from posttrainbench.traces.parsers import Parser
 
 Evaluation = Literal["standard", "fewshot"]
 
@@ -66,6 +67,11 @@ class Agent(ABC):
     def resume_command(self, ctx: AgentContext, session_id: str | None, message: str) -> list[str]:
         """The command line that continues the agent's session with `message` (resumable agents)."""
         raise NotImplementedError(f"{self.info.name} cannot resume a session")
+
+    def trace_parser(self) -> Parser | None:
+        """What turns the agent's output (output.log lines) into trace events (agent/trace.jsonl);
+        None: the run keeps the raw log only."""
+        return None
 
     def preflight(self, ctx: AgentContext) -> None:
         """Raise AgentStartError when the agent cannot start; nothing is launched then."""

@@ -9,6 +9,8 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from posttrainbench import tasks
+from posttrainbench.agents import registry
 from posttrainbench.evaluation.metrics import EvalMetrics
 from posttrainbench.lifecycle.evaluate import baseline_dir
 from posttrainbench.provision import images
@@ -32,6 +34,12 @@ def versions() -> dict[str, str]:
     if bwrap:
         out["bwrap"] = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip()
     return out | images.identity()
+
+
+def plugin_versions(task: str, agent: str) -> dict[str, str]:
+    """The packages that brought the run's task or agent, when they are plugins."""
+    origins = [tasks.origin(task), registry.origin(agent)]
+    return {o.package: o.version for o in origins if not o.builtin}
 
 
 def _score(path: Path) -> float | None:
@@ -94,7 +102,7 @@ def record(run: RunDir) -> RunRecord:
     with run.stage("record"):
         rec = run.load()
         rec.outcome = outcome(run, rec)
-        rec.versions = versions()
+        rec.versions = versions() | plugin_versions(rec.spec.task, rec.spec.agent)
         run.save(rec)
         redactor = Redactor.from_environment()
         redactor.tree(run.path, skip=[run.workspace, run.final_model, CacheLayer.root_of(run.agent_dir)])

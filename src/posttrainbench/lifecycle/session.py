@@ -23,6 +23,7 @@ from posttrainbench.agents.base import Agent, AgentContext, AgentStartError, age
 from posttrainbench.data import DATA_DIR_ENV
 from posttrainbench.errors import UserError
 from posttrainbench.lifecycle.prepare import protected_paths
+from posttrainbench.plugins import code_dir
 from posttrainbench.provision.config import PATH_ENV
 from posttrainbench.redact import Redactor
 from posttrainbench.rundir import RunDir
@@ -50,6 +51,11 @@ def mount_plan(
     the results root is also covered with an empty directory in case a bind lands inside it."""
     ws = str(run.workspace)
     code = [Path(sys.base_prefix), Path(sys.prefix), Path(posttrainbench.__file__).parent]
+    code += [  # a plugin's task or agent installed in development mode lives outside the environment
+        d
+        for d in (code_dir(tasks.get(record.spec.task)), code_dir(registry.get(record.spec.agent)))
+        if not any(d.is_relative_to(c) for c in code)
+    ]
     mounts = [
         Mount(kind="tmpfs", target=record.results_root),
         *[Mount(kind="ro", source=str(p), target=str(p)) for p in code],

@@ -30,7 +30,6 @@ from posttrainbench.rundir import RunDir, hash_tree
 from posttrainbench.sandbox.cache_layer import CacheLayer
 from posttrainbench.specs import SolveAttempt, SolveEnd, SolveResult, utcnow
 from posttrainbench.traces import summary as trace_summary
-from posttrainbench.traces.parsers import PARSERS
 
 Progress = Callable[[float], None]
 
@@ -71,7 +70,13 @@ def solve(run: RunDir, progress: Progress | None = None) -> SolveResult:
         redactor.tree(run.workspace)
         lines = list(trace_summary.log_lines(run.agent_log))  # read once, after redaction
         events, _ = trace_summary.build(
-            spec.agent, run.agent_dir, lines, attempts, spec.budget_seconds, setup.get("model")
+            spec.agent,
+            run.agent_dir,
+            lines,
+            attempts,
+            spec.budget_seconds,
+            registry.trace_parser(spec.agent),
+            setup.get("model"),
         )
         stamps = [t for t, _ in lines if t]
         silent_for = deadline - (trace_summary.epoch(stamps[-1]) if stamps else 0.0)
@@ -166,7 +171,7 @@ def continuation_message(seconds_left: float) -> str:
 
 def last_session_id(agent: str, log: Path) -> str | None:
     """The agent CLI's session to resume, from its trace so far (None: resume its last session)."""
-    parser = PARSERS.get(agent)
+    parser = registry.trace_parser(agent)
     if parser is None:
         return None
     ids = [e.session_id for e in parser(trace_summary.log_lines(log)) if e.kind == "session" and e.session_id]

@@ -1,13 +1,17 @@
 """Benchmark tasks. Each task package holds its inspect Task, its agent-facing `evaluate.py`,
-its `benchmark.txt` and the context files handed to the agent."""
+its `benchmark.txt` and the context files handed to the agent. Tasks of other installed packages
+join through the `posttrainbench.tasks` entry point (see `posttrainbench.plugins`)."""
 
 from __future__ import annotations
 
-from posttrainbench.errors import unknown
+from functools import cache
+
+from posttrainbench.plugins import TASKS_GROUP, Origin, Registry, discover
 from posttrainbench.tasks.base import Task
 
 
-def _all() -> dict[str, Task]:
+@cache
+def registry() -> Registry[Task]:
     from posttrainbench.tasks.aime2025.task import AIME2025Task
     from posttrainbench.tasks.arenahardwriting.task import ArenaHardWritingTask
     from posttrainbench.tasks.arith.task import ArithTask
@@ -17,7 +21,7 @@ def _all() -> dict[str, Task]:
     from posttrainbench.tasks.healthbench.task import HealthBenchTask
     from posttrainbench.tasks.humaneval.task import HumanEvalTask
 
-    found = [
+    builtins: list[Task] = [
         ArithTask(),
         AIME2025Task(),
         ArenaHardWritingTask(),
@@ -27,20 +31,20 @@ def _all() -> dict[str, Task]:
         HealthBenchTask(),
         HumanEvalTask(),
     ]
-    return {t.info.name: t for t in found}
+    return discover(TASKS_GROUP, "task", Task, builtins)
 
 
 def names() -> list[str]:
-    return list(_all())
+    return list(registry().found)
 
 
 def get(name: str) -> Task:
-    tasks = _all()
-    try:
-        return tasks[name]
-    except KeyError:
-        raise unknown("task", name, list(tasks)) from None
+    return registry().get(name)
+
+
+def origin(name: str) -> Origin:
+    return registry().origins[name]
 
 
 def all_tasks() -> list[Task]:
-    return list(_all().values())
+    return list(registry().found.values())

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from posttrainbench.specs import AgentFailure, AgentFailureClass, SolveAttempt
 from posttrainbench.traces import prices
-from posttrainbench.traces.parsers import PARSERS
+from posttrainbench.traces.parsers import Parser
 from posttrainbench.traces.schema import TraceEvent, Usage
 
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # output.log's line prefix, UTC
@@ -87,8 +87,10 @@ def summarize(
     attempts: list[SolveAttempt],
     budget: float,
     model: str | None = None,
+    parsed: bool = True,
 ) -> TraceSummary:
-    """`model`: the configured model, for CLIs whose output does not name it (Codex)."""
+    """`model`: the configured model, for CLIs whose output does not name it (Codex); `parsed`: whether
+    the agent's output went through a trace parser."""
     usage_events = [e for e in events if e.kind == "usage" and e.usage]
     tokens = sum((e.usage for e in usage_events), Usage())
     tools = Counter(e.tool or "?" for e in events if e.kind == "tool_call")
@@ -108,7 +110,7 @@ def summarize(
     messages = sum(e.kind == "message" for e in events)
     return TraceSummary(
         agent=agent,
-        parser=agent if agent in PARSERS else None,
+        parser=agent if parsed else None,
         events=len(events),
         turns=len(usage_events) or messages,
         messages=messages,
@@ -166,17 +168,17 @@ def build(
     lines: list[tuple[str | None, str]],
     attempts: list[SolveAttempt],
     budget: float,
+    parser: Parser | None,
     model: str | None = None,
 ) -> tuple[list[TraceEvent], TraceSummary]:
-    """Write agent/trace.jsonl (when the agent has a parser) and agent/summary.json from the output
+    """Write agent/trace.jsonl (when the agent has a `parser`) and agent/summary.json from the output
     log's `lines` (see log_lines)."""
-    parser = PARSERS.get(agent)
     events = list(parser(lines)) if parser else []
     if parser:
         with (agent_dir / "trace.jsonl").open("w", encoding="utf-8") as f:
             for e in events:
                 f.write(e.model_dump_json(exclude_none=True) + "\n")
     stamps = [t for t, _ in lines if t]
-    summary = summarize(agent, events, stamps, attempts, budget, model)
+    summary = summarize(agent, events, stamps, attempts, budget, model, parsed=parser is not None)
     (agent_dir / "summary.json").write_text(json.dumps(summary.model_dump(mode="json"), indent=2) + "\n")
     return events, summary

@@ -25,6 +25,7 @@ from posttrainbench.provision.config import load as load_config
 from posttrainbench.sandbox.bwrap import SYSTEM_DIRS
 from posttrainbench.sandbox.plan import Mount
 from posttrainbench.specs import AgentInfo
+from posttrainbench.traces.parsers import PARSERS, Parser
 
 Auth = Literal["api-key", "subscription"]
 
@@ -127,6 +128,9 @@ class CliAgent(Agent):
             env={**os.environ, "HOME": str(self.install_dir)}, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         return (proc.stdout or proc.stderr).strip().splitlines()[0] if (proc.stdout or proc.stderr) else ""
+
+    def trace_parser(self) -> Parser | None:
+        return PARSERS[self.name]
 
     # --- configuration ------------------------------------------------------------------------
     def settings(self, ctx: AgentContext) -> CliSettings:
