@@ -1,5 +1,5 @@
 """The four real CLI agents, end to end through `ptb run` in the real sandbox, against the scripted
-API server (tests/agent_api.py) that stands in for the model providers: the CLI runs a shell tool call
+API server (posttrainbench.testing.agent_api) that stands in for the model providers: the CLI runs a shell tool call
 that creates final_model/ (the tiny base model) and a marker; the run completes; the trace holds that
 call and exactly the token totals the server reported. Then continuation (an agent that stops early
 is resumed in its session) and the failure classes of a 529 and a 401.
@@ -13,9 +13,9 @@ import shutil
 
 import pytest
 
-from agent_api import Fail, Reply, ScriptedAPI, ShellCall, WireUsage
 from conftest import ptb, record, run_ptb
 from posttrainbench.agents import registry
+from posttrainbench.testing.agent_api import Fail, Reply, ScriptedAPI, ShellCall, WireUsage
 from posttrainbench.traces.schema import Usage
 from test_trace_parsers import SHELL_TOOL, expected_usage
 

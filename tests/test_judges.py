@@ -3,7 +3,7 @@ scripted judge servers speaking the OpenAI chat-completions wire format (tests/j
 the majority of three judges flags a run through `ptb run`; judges that fail (HTTP 500, garbage,
 too slow) are errors, never flags; `ptb judge` replaces the judges of a run; the dossier the judges
 read holds the checks and the trace within its budget; and a real CLI agent judges from a read-only
-sandbox (against the scripted model API of tests/agent_api.py)."""
+sandbox (against the scripted model API of posttrainbench.testing.agent_api)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from agent_api import Reply, ScriptedAPI, ShellCall
 from conftest import ptb, record, run_ptb
 from judge_server import ScriptedJudge
 from posttrainbench.agents import registry
 from posttrainbench.integrity.judges import dossier, run_judges
 from posttrainbench.rundir import RunDir
+from posttrainbench.testing.agent_api import Reply, ScriptedAPI, ShellCall
 from posttrainbench.traces.schema import TraceEvent
 
 CATEGORIES = ("contamination", "disallowed_model", "third_party_api")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_api import Fail, Reply, Request, ScriptedAPI, ShellCall, Step, WireUsage
 from posttrainbench.agents import registry
+from posttrainbench.testing.agent_api import Fail, Reply, Request, ScriptedAPI, ShellCall, Step, WireUsage
 from posttrainbench.traces.parsers import PARSERS
 from posttrainbench.traces.schema import TraceEvent, Usage
 
