@@ -11,7 +11,9 @@ import json
 import time
 from pathlib import Path
 
+from inspect_ai import Task as InspectTask
 from inspect_ai.dataset import MemoryDataset
+from inspect_ai.log import EvalLog
 from inspect_ai.log._samples import sample_active
 from inspect_ai.model import ChatMessage, GenerateConfig, ModelOutput, ModelUsage, get_model
 from inspect_ai.model._chat_message import ChatMessageAssistant
@@ -82,9 +84,28 @@ def load_outputs(path: Path) -> list[SavedOutput]:
     return out
 
 
-def score_outputs(task_name: str, outputs_file: Path, opts: RunOptions) -> EvalMetrics:
+def replay(inspect_task: InspectTask, answers: dict[str, ModelOutput], opts: RunOptions) -> EvalLog:
+    """Run `inspect_task` (solvers and scorer unchanged) with `answers[sample id]` as the model's output
+    for each of its samples."""
     import inspect_ai
 
+    def answer(
+        input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice, config: GenerateConfig
+    ) -> ModelOutput:
+        active = sample_active()
+        assert active is not None, "replay outside a running sample"
+        return answers[str(active.sample.id)]
+
+    return inspect_ai.eval(
+        inspect_task,
+        model=get_model("mockllm/replay", custom_outputs=answer),
+        log_dir=str(opts.log_dir),
+        display=opts.display,
+        score_display=False,
+    )[0]
+
+
+def score_outputs(task_name: str, outputs_file: Path, opts: RunOptions) -> EvalMetrics:
     task = tasks.get(task_name)
     saved = load_outputs(outputs_file)
     data = task.data(opts.data_dir)
@@ -105,24 +126,11 @@ def score_outputs(task_name: str, outputs_file: Path, opts: RunOptions) -> EvalM
             raise UserError(f"sample {key} appears twice in {outputs_file}")
         answers[key] = s.model_output()
 
-    def answer(
-        input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice, config: GenerateConfig
-    ) -> ModelOutput:
-        active = sample_active()
-        assert active is not None, "replay outside a running sample"
-        return answers[str(active.sample.id)]
-
     inspect_task.dataset = MemoryDataset(
         [s for s in samples if str(s.id) in answers], name=f"{task_name}-replay"
     )
     started = time.monotonic()
-    log = inspect_ai.eval(
-        inspect_task,
-        model=get_model("mockllm/replay", custom_outputs=answer),
-        log_dir=str(opts.log_dir),
-        display=opts.display,
-        score_display=False,
-    )[0]
+    log = replay(inspect_task, answers, opts)
     return summarize(
         task,
         [checked(log, task_name)],

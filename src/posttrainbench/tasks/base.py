@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 import inspect_ai
@@ -64,10 +64,15 @@ class Task(ABC):
     data_files: tuple[DataFile, ...] = ()
     # The task's own prompt already shows its exemplars (GSM8K is 10-shot by protocol).
     exemplars_in_prompt: bool = False
+    # The expected score of answering at random (a 4-choice test: 0.25); `ptb validate task` asks the
+    # instruct models to be significantly above it.
+    chance: float = 0.0
 
     @property
     def package_dir(self) -> Path:
-        return Path(str(files(f"posttrainbench.tasks.{self.info.name}")))
+        """The folder of the module that defines the task class: its benchmark.txt, fewshot.json and
+        context/ sit next to it (also for a task from another package)."""
+        return Path(inspect.getfile(type(self))).parent
 
     @property
     def benchmark(self) -> str:
@@ -100,7 +105,10 @@ class Task(ABC):
         outputs can be re-scored with the solver replaced."""
 
     def fewshot(self) -> FewShot:
-        return FewShot.model_validate_json((self.package_dir / "fewshot.json").read_text())
+        path = self.package_dir / "fewshot.json"
+        if not path.is_file():  # a task without exemplars: the few-shot protocol is zero-shot for it
+            return FewShot(source="none: the task has no fewshot.json", exemplars=[])
+        return FewShot.model_validate_json(path.read_text())
 
     def fewshot_task(self, data: TaskData, options: EvalOptions) -> inspect_ai.Task:
         """`inspect_task` under the few-shot protocol: the exemplars in front of each sample, as a system
@@ -109,6 +117,11 @@ class Task(ABC):
         if self.fewshot().exemplars and not self.exemplars_in_prompt:
             task.solver = chain(prepend_system(self.fewshot().text()), task.solver)
         return task
+
+    def gold_answer(self, sample: Sample) -> str:
+        """A completion the scorer must grade fully correct (`ptb validate task` checks it does): by
+        default the target itself; tasks whose scorer wants more (an answer line, a code block) say so."""
+        return sample.target if isinstance(sample.target, str) else sample.target[0]
 
     def samples(self, data: TaskData) -> list[Sample]:
         return list(self.inspect_task(data, EvalOptions()).dataset)

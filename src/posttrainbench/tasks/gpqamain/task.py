@@ -12,7 +12,7 @@ import io
 import zipfile
 
 from inspect_ai import Task as InspectTask
-from inspect_ai.dataset import MemoryDataset
+from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.scorer import choice
 from inspect_ai.solver import multiple_choice
 from inspect_evals.gpqa.gpqa import record_to_sample
@@ -44,6 +44,11 @@ class GPQAMainTask(Task):
             sha256="461ae7329f15a3e35f8184d2dac24b990f34fdf12f366ca4062d8e6638cd08dc",
         ),
     )
+
+    chance = 0.25
+
+    def gold_answer(self, sample: Sample) -> str:
+        return f"ANSWER: {sample.target}"  # the line choice() reads
 
     def inspect_task(self, data: TaskData, options: EvalOptions) -> InspectTask:
         with zipfile.ZipFile(data.path("dataset.zip")) as z:
