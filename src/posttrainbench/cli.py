@@ -61,16 +61,21 @@ def configure() -> None:
 @app.command("list")
 @user_errors
 def list_(what: Annotated[str, typer.Argument(help="tasks, models or agents")]) -> None:
-    """Show the tasks, base models or agents this installation knows."""
+    """Show the tasks, base models or agents this installation knows, and where each comes from
+    (built in, or the installed package that adds it through an entry point: see docs/contributing.md)."""
     from posttrainbench import models, tasks
     from posttrainbench.agents import registry
 
     table = Table(box=None, header_style="bold")
+    broken: dict[str, str] = {}
     if what == "tasks":
-        for col in ("task", "benchmark", "default --limit", "description"):
+        for col in ("task", "benchmark", "default --limit", "source", "description"):
             table.add_column(col)
         for t in tasks.all_tasks():
-            table.add_row(t.info.name, t.benchmark, str(t.info.default_limit or "all"), t.info.description)
+            name = t.info.name
+            limit = str(t.info.default_limit or "all")
+            table.add_row(name, t.benchmark, limit, str(tasks.origin(name)), t.info.description)
+        broken = tasks.registry().broken
     elif what == "models":
         for col in ("model", "hub id", "family", "instruct twin", "note"):
             table.add_column(col)
@@ -78,13 +83,16 @@ def list_(what: Annotated[str, typer.Argument(help="tasks, models or agents")]) 
             note = m.description or ("built locally" if m.built_locally else "")
             table.add_row(m.name, m.hub_id, m.family, m.instruct_twin or "-", note)
     elif what == "agents":
-        for col in ("agent", "kind", "description"):
+        for col in ("agent", "kind", "source", "description"):
             table.add_column(col)
-        for a in registry.AGENTS.values():
-            table.add_row(a.info.name, a.info.kind, a.info.description)
+        for name, a in registry.AGENTS.items():
+            table.add_row(name, a.info.kind, str(registry.origin(name)), a.info.description)
+        broken = registry.REGISTRY.broken
     else:
         raise UserError(f"unknown list '{what}'; valid: agents, models, tasks")
     console.print(table)
+    for name, why in broken.items():
+        err.print(f"[yellow]not loaded:[/] {escape(name)}: {escape(why)}", highlight=False, soft_wrap=True)
 
 
 def budget_seconds(hours: float | None, minutes: float | None) -> float:
@@ -522,6 +530,10 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(config_app, name="config")
 app.command()(user_errors(doctor))
 app.add_typer(image_app, name="image")
+from posttrainbench.scaffold.cli import new_app, validate_app  # noqa: E402 (they use user_errors, above)
+
+app.add_typer(new_app, name="new")
+app.add_typer(validate_app, name="validate")
 
 
 @agents_app.command("install")
@@ -725,15 +737,12 @@ def _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap):
 
 
 def _board(results: Path, rules):
-    """Every run under RESULTS (the index brought up to date) and their leaderboard."""
-    from posttrainbench.results.aggregate import aggregate
-    from posttrainbench.results.index import load
+    """The leaderboard of every run under RESULTS (the index brought up to date; a board it keeps from
+    an earlier call read back while no run changed)."""
+    from posttrainbench.results.aggregate import leaderboard
 
-    runs = load(_existing_results(results))
-    if not runs:
-        raise UserError(f"no runs under {results} (a run directory holds run.json)")
     try:
-        return runs, aggregate(runs, rules)
+        return leaderboard(_existing_results(results), rules)
     except ValueError as e:
         raise UserError(str(e)) from None
 
@@ -783,7 +792,7 @@ def leaderboard(
 
     if format_ not in formats.FORMATS:
         raise unknown("format", format_, list(formats.FORMATS))
-    _, board = _board(results, _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap))
+    board = _board(results, _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap))
     if format_ == "table":
         console.print(formats.table(board))
     else:
@@ -811,9 +820,11 @@ def report(
     """Build a static report site from RESULTS (open OUT/index.html; no server needed): the
     leaderboard (sortable, filterable) with its plots, a page per entry, and a page per run with its
     spec, metrics, integrity evidence, trace, monitor plot and files."""
+    from posttrainbench.results.index import load
     from posttrainbench.results.site import build_site
 
-    runs, board = _board(results, _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap))
+    board = _board(results, _rules(weights, tasks_, models_, substitute, include_smoke, bootstrap))
+    runs = load(results, refresh=False)
     with console.status(f"writing the site for {len(runs)} runs"):
         page = build_site(board, runs, results, out)
     console.print(f"wrote {page}")
