@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ptb, record, run_ptb, script_agent
+from conftest import SHARED_DATA, ptb, record, run_ptb, script_agent
 
 PLUGIN = Path(__file__).parent / "plugin_pkg"
 
@@ -168,3 +168,14 @@ def test_new_refuses_bad_names_and_existing_folders(tmp_path):
     ptb("new", "agent", "mine", "--dir", str(tmp_path), check=True)
     again = ptb("new", "agent", "mine", "--dir", str(tmp_path))
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize("task", ["gsm8k", "aime2025", "bfcl", "humaneval", "gpqamain"])
+def test_builtin_benchmarks_data_and_scorers_meet_the_bar(task, ptb_home, monkeypatch):
+    """Gold answers (an answer line for GPQA, the ground-truth calls for BFCL, the canonical solution
+    run in the code sandbox for HumanEval) score 1 and another item's gold answer 0, on the real data."""
+    monkeypatch.setenv("PTB_DATA_DIR", str(SHARED_DATA))
+    proc = ptb("validate", "task", task, "--json")
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["data"]["status"] == "pass", checks["data"]
+    assert checks["scorer"]["status"] == "pass", checks["scorer"]["reasons"]

@@ -11,6 +11,7 @@ import inspect_ai
 from inspect_ai.dataset import Sample
 from inspect_ai.model import ChatMessageSystem, Model
 from inspect_ai.solver import Generate, Solver, TaskState, chain, solver
+from inspect_ai.tool import ToolCall
 from pydantic import BaseModel
 
 from posttrainbench.data import DataFile, TaskData, resolve
@@ -118,9 +119,9 @@ class Task(ABC):
             task.solver = chain(prepend_system(self.fewshot().text()), task.solver)
         return task
 
-    def gold_answer(self, sample: Sample) -> str:
-        """A completion the scorer must grade fully correct (`ptb validate task` checks it does): by
-        default the target itself; tasks whose scorer wants more (an answer line, a code block) say so."""
+    def gold_answer(self, sample: Sample) -> str | list[ToolCall]:
+        """A completion (or the tool calls) the scorer must grade fully correct (`ptb validate task` checks
+        it does): by default the target itself; tasks whose scorer wants more (an answer line, a call) say so."""
         return sample.target if isinstance(sample.target, str) else sample.target[0]
 
     def samples(self, data: TaskData) -> list[Sample]:

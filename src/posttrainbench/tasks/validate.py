@@ -21,6 +21,7 @@ from typing import Literal
 
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.scorer import value_to_float
+from inspect_ai.tool import ToolCall
 from pydantic import BaseModel
 
 from posttrainbench import models, settings
@@ -29,6 +30,7 @@ from posttrainbench.errors import UserError
 from posttrainbench.tasks.base import EvalOptions, Task
 
 Status = Literal["pass", "fail", "skip"]
+Answer = str | list[ToolCall]  # what Task.gold_answer gives
 SHA256 = re.compile(r"[0-9a-f]{64}")
 COMMIT = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")  # a git commit in a URL: a fixed revision
 SIGNIFICANCE = 0.01  # one-sided, for "significantly above chance"
@@ -177,17 +179,10 @@ def check_scorer(task: Task, data: TaskData, samples: list[Sample]) -> Check:
             name="scorer", status="skip", detail="sample ids are not unique: answers cannot be matched"
         )
     ids = list(gold)
-    wrong = {}
-    for n, key in enumerate(ids):  # the next sample whose gold answer differs
-        other = next(
-            (
-                gold[ids[(n + k) % len(ids)]]
-                for k in range(1, len(ids))
-                if gold[ids[(n + k) % len(ids)]] != gold[key]
-            ),
-            "",
-        )
-        wrong[key] = other
+    wrong: dict[str, Answer] = {}
+    for n, key in enumerate(ids):  # the gold answer of the next sample whose gold answer differs
+        later = (gold[ids[(n + k) % len(ids)]] for k in range(1, len(ids)))
+        wrong[key] = next((answer for answer in later if answer != gold[key]), "")
     reasons = []
     for label, answers, expected in (("gold", gold, 1.0), ("wrong", wrong, 0.0)):
         try:
@@ -208,14 +203,14 @@ def check_scorer(task: Task, data: TaskData, samples: list[Sample]) -> Check:
     )
 
 
-def _replay_scores(task: Task, data: TaskData, answers: dict[str, str]) -> dict[str, float | None]:
+def _replay_scores(task: Task, data: TaskData, answers: dict[str, Answer]) -> dict[str, float | None]:
     """sample id -> its score (the lowest of the task's scorers) with `answers` as the model's outputs."""
-    from posttrainbench.evaluation.replay import SavedOutput, replay
+    from posttrainbench.evaluation.replay import replay
     from posttrainbench.evaluation.runner import RunOptions, checked
 
     inspect_task = task.inspect_task(data, EvalOptions())
     inspect_task.dataset = MemoryDataset(list(inspect_task.dataset), name=f"{task.info.name}-validate")
-    outputs = {key: SavedOutput(id=key, output=text).model_output() for key, text in answers.items()}
+    outputs = {key: _saved(key, answer).model_output() for key, answer in answers.items()}
     to_float = value_to_float()
     out: dict[str, float | None] = {}
     with tempfile.TemporaryDirectory(prefix="ptb-validate-") as logs:  # the log's samples load lazily
@@ -226,6 +221,16 @@ def _replay_scores(task: Task, data: TaskData, answers: dict[str, str]) -> dict[
             values = [to_float(v) for score in (sample.scores or {}).values() for v in _values(score.value)]
             out[str(sample.id)] = min(values) if values else None
     return out
+
+
+def _saved(key: str, answer: Answer):
+    from posttrainbench.evaluation.replay import SavedOutput, SavedToolCall
+
+    if isinstance(answer, str):
+        return SavedOutput(id=key, output=answer)
+    return SavedOutput(
+        id=key, tool_calls=[SavedToolCall(name=c.function, arguments=c.arguments) for c in answer]
+    )
 
 
 def _values(value: object) -> list:

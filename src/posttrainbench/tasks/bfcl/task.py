@@ -11,7 +11,8 @@ import tempfile
 from pathlib import Path
 
 from inspect_ai import Task as InspectTask
-from inspect_ai.dataset import MemoryDataset
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.tool import ToolCall
 from inspect_evals.bfcl.bfcl import bfcl_scorer, bfcl_solver, single_turn_record_to_sample
 from inspect_evals.bfcl.data import load_records_by_category
 from inspect_evals.bfcl.utils.task_categories import CATEGORIES
@@ -58,6 +59,9 @@ class BFCLTask(Task):
         ),
     )
 
+    def gold_answer(self, sample: Sample) -> list[ToolCall]:
+        return _gold_calls(sample)
+
     def inspect_task(self, data: TaskData, options: EvalOptions) -> InspectTask:
         records = _load(data)
         samples = [single_turn_record_to_sample(records[k]) for k in sorted(records, key=_index)]
@@ -67,6 +71,19 @@ class BFCLTask(Task):
             solver=bfcl_solver(),
             scorer=bfcl_scorer(),
         )
+
+
+def _gold_calls(sample: Sample) -> list[ToolCall]:
+    """The ground truth as tool calls: each function with the first allowed value of each argument
+    ("" in BFCL's list of allowed values means the argument may be left out)."""
+    calls = []
+    for n, call in enumerate(sample.metadata["parsed_ground_truth"]):
+        ((name, arguments),) = call.items()
+        chosen = {
+            arg: next(v for v in values if v != "") for arg, values in arguments.items() if values != [""]
+        }
+        calls.append(ToolCall(id=f"gold_{n}", function=name, arguments=chosen))
+    return calls
 
 
 def _load(data: TaskData) -> dict:
