@@ -279,8 +279,12 @@ def check_models(
     with tempfile.TemporaryDirectory(prefix="ptb-validate-") as logs:
         opts = RunOptions(limit=limit, data_dir=data_dir, log_dir=Path(logs), display="none")
         for card, base, twin in pairs:
-            (b,) = evaluate([task.info.name], base, opts)
-            (i,) = evaluate([task.info.name], twin, opts)
+            try:
+                (b,) = evaluate([task.info.name], base, opts)
+                (i,) = evaluate([task.info.name], twin, opts)
+            except Exception as e:  # a model that cannot be evaluated (or a judge that fails) is a finding
+                reasons.append(f"evaluating {card.name} or its twin failed: {type(e).__name__}: {e}")
+                continue
             shown.append(f"{card.name} {b.score:.3f} -> instruct {i.score:.3f} (n={i.n})")
             p = _p_above(i.score, i.n, task.chance)
             if p >= SIGNIFICANCE:
