@@ -1,19 +1,22 @@
 """Aggregation on hand-built records with known answers (substitution of flagged, failed and missing
 runs by the zero-shot score, weights from the baselines, seeds, bootstrap CI), the SQLite index over
-real run directories, and the original's results tree imported and aggregated into the expected
-table."""
+real run directories and the leaderboard it keeps until a run changes, and the original's results
+tree imported and aggregated into the expected table."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import sqlite3
 
 import pytest
 
 from conftest import ptb
 from posttrainbench import models
 from posttrainbench.results import formats, index
-from posttrainbench.results.aggregate import ORIGINAL_WEIGHTS, Rules, aggregate
+from posttrainbench.results.aggregate import ORIGINAL_WEIGHTS, Rules, aggregate, leaderboard
 from posttrainbench.results.legacy import import_legacy
 from posttrainbench.results.schema import IndexedRun
 from posttrainbench.rundir import RunDir
@@ -145,6 +148,71 @@ def test_index_tracks_the_run_directories(tmp_path):
     assert {r.path: r.final_score for r in index.load(results)}["exp/b"] == 0.7
     out = json.loads(ptb("leaderboard", str(results), "--format", "json", check=True).stdout)
     assert [(r["agent"], r["avg"]) for r in out] == [("codex:gpt-5.5,effort=high", pytest.approx(70.0))]
+
+
+def _rewrite(run_dir, final=None):
+    mtime = (run_dir / "run.json").stat().st_mtime_ns
+    if final is None:
+        (run_dir / "run.json").write_text("{not json")
+    else:
+        rec = RunDir(run_dir).load()
+        rec.outcome.final_score = final
+        RunDir(run_dir).save(rec)
+    os.utime(run_dir / "run.json", ns=(mtime + 10**9, mtime + 10**9))  # past the clock's granularity
+
+
+def test_the_index_keeps_the_board_until_a_run_changes(tmp_path):
+    results = tmp_path / "results"
+    _record(results, "zero", "gsm8k", Q, "zero-shot", 0.1, 0.1)
+    x = _record(results, "x/s0", "gsm8k", Q, "codex", 0.5, 0.1)
+    _record(results, "x/s1", "gsm8k", Q, "codex", 0.7, 0.1, seed=1)
+    (results / "broken").mkdir()
+    (results / "broken" / "run.json").write_text("{not json")
+
+    def avg(rules=None):
+        return {r.agent: r.avg for r in leaderboard(results, rules).rows}["codex"]
+
+    def forge(value):  # what the index keeps is what a repeat call reads
+        with sqlite3.connect(results / index.INDEX_FILE) as db:
+            (kept,) = db.execute("SELECT board FROM boards").fetchone()
+            forged = json.loads(kept)
+            next(r for r in forged["rows"] if r["agent"] == "codex")["avg"] = value
+            db.execute("UPDATE boards SET board = ?", (json.dumps(forged),))
+
+    assert avg() == pytest.approx(60.0)
+    assert avg() == pytest.approx(60.0)
+    forge(-1.0)
+    assert avg() == -1.0  # nothing changed: read back
+    assert index.build(results)[1] == {
+        "added": 0,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 3,
+        "unreadable": 1,
+    }
+    assert avg() == -1.0  # an unreadable run is tried again, but changes nothing
+    assert avg(Rules(bootstrap=0)) == pytest.approx(60.0)  # other rules: their own board
+    _rewrite(x, 0.9)
+    assert avg() == pytest.approx(80.0)  # a changed run
+    forge(-1.0)
+    with sqlite3.connect(results / index.INDEX_FILE) as db:
+        key, generation, kept = db.execute("SELECT key, generation, board FROM boards").fetchone()
+    _record(results, "x/s2", "gsm8k", Q, "codex", 0.2, 0.1, seed=2)
+    index.build(results)
+    index.keep_board(results, key, generation, kept)  # as if computed while the new run came in
+    assert avg() == pytest.approx(60.0)  # a new run
+    forge(-1.0)
+    shutil.rmtree(x)
+    assert avg() == pytest.approx(45.0)  # a deleted run
+    forge(-1.0)
+    (results / "broken" / "run.json").unlink()
+    assert avg() == -1.0  # the unreadable run is gone: no run changed
+    out = json.loads(ptb("leaderboard", str(results), "--format", "json", check=True).stdout)
+    assert [r["avg"] for r in out if r["agent"] == "codex"] == [-1.0]  # the command reads it too
+    _rewrite(x.parent / "s1")  # unreadable now: the run keeps the row it had...
+    assert avg() == -1.0
+    shutil.rmtree(x.parent)  # ...until its directory goes
+    assert [r.agent for r in leaderboard(results).rows] == ["zero-shot"]
 
 
 def test_legacy_tree_gives_the_expected_table(tree, tmp_path):  # noqa: F811

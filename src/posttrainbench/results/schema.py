@@ -3,6 +3,8 @@ the leaderboard the aggregation computes from them."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from pydantic import BaseModel
 
 # Built-in agents whose runs are reference points, not entries: zero-shot is the base model as is,
@@ -43,6 +45,27 @@ class IndexedRun(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+
+
+class ScoredRun(NamedTuple):
+    """The fields of an indexed run that aggregation reads, as a plain tuple: a leaderboard over
+    100,000 runs loads these instead of IndexedRun models (flags may be 0/1 as SQLite stores them)."""
+
+    agent: str
+    label: str
+    task: str
+    model: str
+    seed: int
+    created_at: str
+    status: str | None
+    smoke: bool
+    flagged: bool
+    base_score: float | None
+    final_score: float | None
+    minutes_used: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
 
 
 class AgentRow(BaseModel):
