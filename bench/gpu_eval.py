@@ -7,6 +7,11 @@ every answer runs to the token budget: a worst case for throughput. A generation
 for sampling is planted to show it is not applied (outputs of two runs must match).
 
     python bench/gpu_eval.py --data-dir DIR [--limit 64] [--max-tokens 256] [--out bench/results]
+
+`--estimate GEN_JSON` instead: the time to evaluate the seven tasks at their defaults (`ptb eval
+--tasks all`: each task's default limit and token budget, batch 32, one model load) on the hf backend,
+from bench/gpu_generate.py's per-step figures, in two cases: every answer runs to its budget (worst)
+and every answer stops at 1,000 tokens (typical). See `estimate`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,65 @@ QWEN3_1_7B = {
 SMALL = {**QWEN3_1_7B, "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2,
          "num_key_value_heads": 1, "head_dim": 64, "vocab_size": 512}  # fmt: skip
 TASKS = ("gsm8k", "gpqamain", "bfcl", "aime2025")
+# The default evaluation of each task: samples, the longest prompt in tokens (characters / 4 of the
+# dataset input, few-shot exemplars included; read from the pinned data 2026-11-27), token budget.
+DEFAULT_EVAL = {
+    "aime2025": (30, 433, 16000), "arenahardwriting": (32, 2576, 16384), "bfcl": (100, 121, 16000),
+    "gpqamain": (50, 288, 16000), "gsm8k": (150, 1621, 4000), "healthbench": (32, 712, 16384),
+    "humaneval": (150, 380, 4000),
+}  # fmt: skip
+KV_BYTES_PER_TOKEN = 2 * 28 * 8 * 128 * 2  # Qwen3-1.7B, bf16
+WEIGHT_BYTES = 2 * 1.72e9
+FREE_BYTES = 75e9  # an 80 GB H100 after the weights
+
+
+def estimate(gen_json: Path, batch: int = 32, typical: int = 1000) -> dict:
+    """Seconds per task, worst and typical, for the hf backend as `backends.compiled_decoding` sets it
+    up, and for the dynamic cache alone (the backend before it), at the copy rate BW of gen_json.
+
+    A static-cache step reads the weights and the whole cache (prompt + budget): c_static + bytes / BW,
+    with c_static what the measured batch-32, 16,384-slot static-gqa step took beyond its bytes. A
+    dynamic-cache step is max(c_plain, (weights + 3 x the filled cache) / BW): the measured plain step,
+    or, at long contexts, reading the cache for attention and torch.cat copying it (read + write). The
+    backend keeps the dynamic cache where the static one would pass half the free memory. Answers
+    sharing a batch run as long as its longest; prompts are left-padded to the longest; prefill runs
+    at half the matmul rate; compiling (30-45 s per new static shape on the H100) is left out."""
+    import json
+
+    runs = json.loads(gen_json.read_text())["runs"]
+    long = next(r for r in runs if r["rows"][0].get("cache_len"))
+    rows = {r["variant"]: r for r in long["rows"]}
+    bw, flops = long["copy_gbps"] * 1e9, long["matmul_tflops"] * 1e12
+    new, cache = long["new"], rows["static-gqa"]["cache_len"]
+    c_static = rows["static-gqa"]["seconds"] / new - (WEIGHT_BYTES + batch * cache * KV_BYTES_PER_TOKEN) / bw
+    c_plain = rows["plain"]["seconds"] / new
+
+    def seconds(n: int, prompt: int, budget: int, steps: int, static_allowed: bool) -> float:
+        total = 0.0
+        for b in [batch] * (n // batch) + ([n % batch] if n % batch else []):
+            total += 2 * 1.72e9 * b * prompt / (0.5 * flops)
+            if static_allowed and b * (prompt + budget) * KV_BYTES_PER_TOKEN < 0.5 * FREE_BYTES:
+                total += steps * (c_static + (WEIGHT_BYTES + b * (prompt + budget) * KV_BYTES_PER_TOKEN) / bw)
+            else:
+                total += sum(max(c_plain, (WEIGHT_BYTES + 3 * b * (prompt + i) * KV_BYTES_PER_TOKEN) / bw)
+                             for i in range(steps))  # fmt: skip
+        return total
+
+    tasks = {
+        name: {
+            case: {
+                backend: round(seconds(n, prompt, budget, min(steps, budget), backend == "hf"))
+                for backend in ("hf", "dynamic_only")
+            }
+            for case, steps in (("worst", budget), ("typical", typical))
+        }
+        for name, (n, prompt, budget) in DEFAULT_EVAL.items()
+    }
+    totals = {case: {b: sum(t[case][b] for t in tasks.values()) for b in ("hf", "dynamic_only")}
+              for case in ("worst", "typical")}  # fmt: skip
+    return {"from": str(gen_json), "device": long["device"], "c_static_ms": round(c_static * 1e3, 2),
+            "c_plain_ms": round(c_plain * 1e3, 2), "copy_gbps": long["copy_gbps"], "batch": batch,
+            "tasks": tasks, "total_seconds": totals}  # fmt: skip
 
 
 def build(model_dir: Path, shape: dict) -> None:
@@ -83,13 +147,25 @@ def main() -> None:
     from posttrainbench.evaluation.runner import RunOptions, evaluate
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--estimate", type=Path, metavar="GEN_JSON")
     p.add_argument("--limit", type=int, default=64)
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--batches", default="1,32")
     p.add_argument("--shape", choices=("qwen3-1.7b", "small"), default="qwen3-1.7b")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args()
+    if args.estimate:
+        result = estimate(args.estimate)
+        print(f"{'task':18}{'worst hf':>10}{'dynamic':>10}{'typical hf':>12}{'dynamic':>10}   (seconds)")
+        for name, t in [*result["tasks"].items(), ("total", result["total_seconds"])]:
+            print(f"{name:18}{t['worst']['hf']:>10}{t['worst']['dynamic_only']:>10}"
+                  f"{t['typical']['hf']:>12}{t['typical']['dynamic_only']:>10}")  # fmt: skip
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "gpu_eval_estimate.json").write_text(json.dumps(result, indent=2))
+        return
+    if args.data_dir is None:
+        p.error("--data-dir is required (unless --estimate)")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cuda = torch.cuda.is_available()
     work = Path(tempfile.mkdtemp(prefix="ptb-gpu-"))

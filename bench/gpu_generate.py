@@ -1,15 +1,23 @@
 """Batched generation at Qwen3-1.7B shapes (random bf16 weights, built from a config) with what
 transformers itself offers, side by side in one process, against the decode bound.
 
-  plain       model.generate with the dynamic cache (what the hf evaluation backend does today)
-  static      model.generate with cache_implementation="static" (compiled decoding)
-  continuous  model.generate_batch: continuous batching with a paged KV cache
+  plain        model.generate with the dynamic cache (what the hf evaluation backend did until now)
+  static       cache_implementation="static": generate compiles the decoding step (transformers'
+               default CompileConfig: inductor, mode "reduce-overhead", i.e. CUDA graphs), SDPA
+  static-gqa   the same with `backends.gqa_sdpa_attention` (the KV cache read once per step, not
+               copied per query head by repeat_kv as SDPA under compile does)
+  static-flex  the same with attn_implementation="flex_attention" (skips the empty end of the cache)
+  backend      static-gqa as the hf evaluation backend sets it up (`backends.compiled_decoding`);
+               run it last: it wraps model.generate for good
+  continuous   model.generate_batch: continuous batching with a paged KV cache, CUDA graphs on
 
 Every request has a --prompt-token prompt and generates exactly --new tokens (random weights never
-stop early; min_new_tokens forces it). The decode bound per step is max(bytes read / copy bandwidth,
-FLOPs / matmul rate), bytes = bf16 weights + the KV cache at the mean context, both rates measured here.
+stop early; min_new_tokens forces it). --cache-len sizes the static cache (generation_config's
+max_cache_len) as the evaluation's long token budgets do. The decode bound per step is max(bytes
+read / copy bandwidth, FLOPs / matmul rate), bytes = bf16 weights + the KV cache at the mean context
+(only the filled part), both rates measured here.
 
-    python bench/gpu_generate.py [--batches 32,256] [--new 256] [--json PATH]
+    python bench/gpu_generate.py [--batches 32,256] [--new 256] [--cache-len N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from pathlib import Path
 import torch
 
 from gpu_train import SHAPES, matmul_tflops  # bench/ is on sys.path
+
+ATTENTION = {"plain": "sdpa", "static": "sdpa", "static-flex": "flex_attention", "continuous": "sdpa"}
 
 
 def copy_gbps() -> float:
@@ -50,13 +60,18 @@ def bound(shape: dict, n_params: int, batch: int, prompt: int, new: int, gbps: f
 def main() -> None:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
+    from posttrainbench.evaluation.backends import compiled_decoding, register_gqa_sdpa
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="32,256")
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--new", type=int, default=256)
-    ap.add_argument("--variants", default="plain,static,continuous")
+    ap.add_argument("--cache-len", type=int, default=None, help="static cache length (default prompt + new)")
+    ap.add_argument("--variants", default="plain,static,static-gqa,static-flex")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--jsonl", type=Path, default=None, help="append each row as it is measured")
     args = ap.parse_args()
+    ATTENTION["static-gqa"] = ATTENTION["backend"] = register_gqa_sdpa()
     shape = SHAPES["1.7b"]
     tflops, gbps = matmul_tflops("cuda"), copy_gbps()
     print(
@@ -71,61 +86,89 @@ def main() -> None:
     for batch in (int(b) for b in args.batches.split(",")):
         ids = torch.randint(3, shape["vocab_size"], (batch, args.prompt), device="cuda")
         ceiling = bound(shape, n_params, batch, args.prompt, args.new, gbps, tflops)
+        reference = None
         for variant in args.variants.split(","):
-            row = {"variant": variant, "batch": batch, "bound_tok_s": round(ceiling)}
+            row = {
+                "variant": variant,
+                "batch": batch,
+                "cache_len": args.cache_len,
+                "bound_tok_s": round(ceiling),
+            }
+            torch._dynamo.reset()  # each variant compiles (and records its CUDA graphs) afresh
+            for stale in ("_compiled_call", "_previous_max_cache_length"):
+                model.__dict__.pop(stale, None)
+            model.set_attn_implementation(ATTENTION[variant])
+            if variant == "backend":
+                compiled_decoding(model)
+            torch.cuda.reset_peak_memory_stats()
             try:
-                seconds = run(model, variant, ids, args.new)
+                first, seconds, out = run(model, variant, ids, args.new, args.cache_len)
                 tok_s = batch * args.new / seconds
                 row |= {
+                    "first_pass_s": round(first, 1),
                     "seconds": round(seconds, 2),
                     "tok_s": round(tok_s),
                     "of_bound": round(tok_s / ceiling, 3),
+                    "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1),
                 }
+                if reference is None:
+                    reference = out
+                elif out is not None:  # bf16 rounding differs between kernels; random weights tie often
+                    row["same_first_8_tokens"] = round(
+                        float((out[:, :8] == reference[:, :8]).all(1).float().mean()), 3
+                    )
             except Exception as e:  # one variant failing must not lose the others' figures
                 row["error"] = f"{type(e).__name__}: {e}"[:300]
                 traceback.print_exc()
             torch.cuda.empty_cache()
             print(json.dumps(row), flush=True)
+            if args.jsonl:
+                with args.jsonl.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
             rows.append(row)
     plain = {r["batch"]: r.get("tok_s") for r in rows if r["variant"] == "plain"}
-    print(f"\n{'variant':<12}{'batch':>6}{'tok/s':>9}{'x plain':>9}{'of bound':>10}")
+    print(f"\n{'variant':<12}{'batch':>6}{'tok/s':>9}{'x plain':>9}{'of bound':>10}{'1st pass s':>11}")
     for r in rows:
         x = r.get("tok_s") / plain[r["batch"]] if r.get("tok_s") and plain.get(r["batch"]) else None
         print(f"{r['variant']:<12}{r['batch']:>6}{r.get('tok_s', '-')!s:>9}{'' if x is None else f'{x:.1f}':>9}"
-              f"{r.get('of_bound', r.get('error', ''))!s:>10}")  # fmt: skip
+              f"{r.get('of_bound', r.get('error', ''))!s:>10}{r.get('first_pass_s', '')!s:>11}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                                         "transformers": __import__("transformers").__version__,
                                          "matmul_tflops": round(tflops), "copy_gbps": round(gbps),
                                          "prompt": args.prompt, "new": args.new, "rows": rows,
                                          "date": time.strftime("%Y-%m-%d")}, indent=2))  # fmt: skip
 
 
-def run(model, variant: str, ids: torch.Tensor, new: int) -> float:
-    """Seconds for one timed pass (after one untimed warm-up pass, which compiles where needed). A pass
-    that does not return exactly batch x new generated tokens raises: its time would mean nothing."""
-    from transformers import GenerationConfig
+def run(model, variant: str, ids: torch.Tensor, new: int, cache_len: int | None):
+    """(seconds of the first pass, which compiles where needed; seconds of a second, timed pass; its
+    generated ids or None). A pass that does not return exactly batch x new tokens raises."""
+    from transformers import ContinuousBatchingConfig, GenerationConfig
 
     fixed = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, eos_token_id=2, pad_token_id=0)
+    if variant.startswith("static"):
+        fixed |= {"cache_implementation": "static", "max_cache_len": cache_len}
 
-    def once() -> int:
+    def once() -> tuple[int, torch.Tensor | None]:
         if variant == "continuous":  # its manager thread runs outside any inference_mode of ours
-            outputs = model.generate_batch(inputs=ids.tolist(), generation_config=GenerationConfig(**fixed))
-            return sum(len(o.generated_tokens) for o in outputs.values())
-        extra = {"cache_implementation": "static"} if variant == "static" else {}
+            outputs = model.generate_batch(inputs=ids.tolist(), generation_config=GenerationConfig(**fixed),
+                                           continuous_batching_config=ContinuousBatchingConfig(use_cuda_graph=True))  # fmt: skip
+            return sum(len(o.generated_tokens) for o in outputs.values()), None
         with torch.inference_mode():
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                 generation_config=GenerationConfig(**fixed, **extra))  # fmt: skip
-        return out[:, ids.shape[1] :].numel()
+                                 generation_config=GenerationConfig(**fixed))  # fmt: skip
+        return out[:, ids.shape[1] :].numel(), out[:, ids.shape[1] :]
 
-    once()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    tokens = once()
-    torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    if tokens != ids.shape[0] * new:
-        raise RuntimeError(f"generated {tokens} tokens, expected {ids.shape[0] * new}")
-    return seconds
+    times = []
+    for _ in range(2):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        tokens, out = once()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+        if tokens != ids.shape[0] * new:
+            raise RuntimeError(f"generated {tokens} tokens, expected {ids.shape[0] * new}")
+    return times[0], times[1], out
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ runs it) at real sizes on a GPU, against a plain training loop measured in the s
 A model of Qwen3-1.7B (or 4B) shapes with random bf16 weights and the tiny model's tokenizer is saved
 to a temporary directory; synthetic chat examples of ~300 tokens are packed into 2048-token rows. The
 recipe plans its batch and steps for --seconds and trains; its tokens/s (non-padding tokens seen per
-second of training) and MFU (6N + causal attention FLOPs per token, against the bf16 matmul rate
-measured here) are compared with bench/gpu_train.py's plain loop (batch 4, logits materialised).
+second of training: over the whole of `train()`, and steady, from step 3 on) and MFU (6N + causal
+attention FLOPs per token, against the bf16 matmul rate measured here) are compared with
+bench/gpu_train.py's plain loop (batch 4, logits materialised; 3 warm-up steps, then 8 timed).
 
     python bench/gpu_recipe.py [--shape 1.7b|4b] [--seconds 240] [--json PATH]
 """
@@ -54,7 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", choices=("1.7b", "4b"), default="1.7b")
     ap.add_argument("--seconds", type=float, default=240)
-    ap.add_argument("--examples", type=int, default=40_000)
+    ap.add_argument("--examples", type=int, default=20_000)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     from posttrainbench.agents.builtin.sft import finetune
@@ -71,12 +72,15 @@ def main() -> None:
         summary = finetune(str(model_dir), examples(args.examples), out, deadline=t0 + args.seconds)
         wall = time.time() - t0
     attention = 6 * shape["num_hidden_layers"] * 2048 * shape["num_attention_heads"] * shape["head_dim"]
-    recipe_mfu = summary["tokens_per_s"] * (6 * n + attention) / (peak * 1e12)
+    mfu = lambda tok_s: round(tok_s * (6 * n + attention) / (peak * 1e12), 4)  # noqa: E731
+    steady = summary["steady_tokens_per_s"]
     result = {
         "device": torch.cuda.get_device_name(), "torch": torch.__version__, "shape": args.shape,
         "date": time.strftime("%Y-%m-%d"), "matmul_tflops": round(peak, 1), "plain": plain,
-        "recipe": {**summary, "wall_seconds": round(wall, 1), "mfu": round(recipe_mfu, 4)},
+        "recipe": {**summary, "wall_seconds": round(wall, 1), "mfu": mfu(summary["tokens_per_s"]),
+                   "steady_mfu": steady and mfu(steady)},
         "speedup_vs_plain": round(summary["tokens_per_s"] / plain["tokens_per_s"], 2),
+        "steady_speedup_vs_plain": steady and round(steady / plain["tokens_per_s"], 2),
     }  # fmt: skip
     print(json.dumps(result, indent=2))
     if args.json:

@@ -1,6 +1,7 @@
 """Inference backends: how the evaluated model is served to inspect-ai.
 
-- `hf`: transformers in this process (batched; bf16 on a GPU, fp32 on CPU).
+- `hf`: transformers in this process (batched; fp32 on CPU; on a GPU bf16, a static KV cache and
+  compiled decoding steps replayed as CUDA graphs, see `compiled_decoding`).
 - `vllm`: a vLLM OpenAI-compatible server started for the model with our template (vLLM may live in
   its own venv: `PTB_VLLM_PYTHON`), or an existing one at `url` (key: `VLLM_API_KEY`).
 - `openai`: any OpenAI-compatible server at `url` (key: `OPENAI_API_KEY`).
@@ -17,11 +18,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
-
-from inspect_ai.model import Model, get_model
+from typing import TYPE_CHECKING, Literal, get_args
 
 from posttrainbench.errors import UserError, unknown
+
+if TYPE_CHECKING:  # inspect-ai is imported where a model is served: bench/gpu_generate.py runs without it
+    import torch
+    from inspect_ai.model import Model
 
 BackendName = Literal["auto", "hf", "vllm", "openai"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
@@ -70,6 +73,8 @@ def serve(
     log_dir: Path,
     sample: bool = False,
 ) -> Iterator[Served]:
+    from inspect_ai.model import get_model
+
     name = choose(backend)
     if name == "hf":
         yield Served(_hf(model_path, template, batch_size, sample), "hf", template.name)
@@ -107,6 +112,7 @@ def serve(
 
 def _hf(model_path: Path, template: Path, batch_size: int, sample: bool) -> Model:
     import torch
+    from inspect_ai.model import get_model
 
     cuda = cuda_available()
     model = get_model(
@@ -121,7 +127,36 @@ def _hf(model_path: Path, template: Path, batch_size: int, sample: bool) -> Mode
         batch_size=batch_size,
     )
     neutral_generation_config(model.api.model)  # type: ignore[attr-defined]
+    if cuda:
+        compiled_decoding(model.api.model)  # type: ignore[attr-defined]
     return model
+
+
+def compiled_decoding(hf_model) -> None:
+    """Generate with a static KV cache, so that transformers compiles the decoding step (inductor,
+    replayed as CUDA graphs), and `gqa_sdpa_attention`: 1.9x the dynamic cache's tokens/s at batch 256
+    on an H100 (bench/gpu_generate.py). A call whose static cache (batch x the longest cache so far)
+    would take more than half the free memory keeps the dynamic cache, which grows only as far as the
+    longest answer."""
+    import functools
+
+    import torch
+
+    hf_model.set_attn_implementation(register_gqa_sdpa())
+    c = hf_model.config.get_text_config()
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    kv_bytes_per_token = 2 * c.num_hidden_layers * c.num_key_value_heads * head_dim * hf_model.dtype.itemsize
+    generate = hf_model.generate
+
+    @functools.wraps(generate)
+    def static_generate(*args, input_ids, **kwargs):
+        new = kwargs.get("max_new_tokens") or hf_model.generation_config.max_new_tokens or 0
+        length = max(input_ids.shape[1] + new, getattr(hf_model, "_previous_max_cache_length", 0))
+        free, _ = torch.cuda.mem_get_info()
+        fits = input_ids.shape[0] * length * kv_bytes_per_token < 0.5 * free
+        return generate(*args, input_ids=input_ids, cache_implementation="static" if fits else None, **kwargs)
+
+    hf_model.generate = static_generate
 
 
 def neutral_generation_config(hf_model) -> None:
@@ -134,6 +169,51 @@ def neutral_generation_config(hf_model) -> None:
     loaded = hf_model.generation_config
     keep = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
     hf_model.generation_config = GenerationConfig(**{k: getattr(loaded, k, None) for k in keep})
+
+
+GQA_SDPA = "ptb_gqa_sdpa"
+
+
+def gqa_sdpa_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """transformers' SDPA attention, except that a one-token decoding step runs on the key/value heads
+    also under torch.compile: the query heads of each group become its query rows, so the KV cache is
+    read once instead of being copied `groups` times by repeat_kv. (transformers packs so only outside
+    compile, and with a static cache's mask SDPA's own enable_gqa falls back to the math kernel.)"""
+    import torch.nn.functional as F
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    groups = getattr(module, "num_key_value_groups", 1)
+    if query.shape[2] != 1 or groups == 1 or kwargs.get("position_bias") is not None:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    b, h, _, d = query.shape
+    # Head i is query row i % groups of key/value head i // groups, as repeat_kv orders them. A mask
+    # of shape (b, 1, 1, kv) broadcasts over the rows.
+    out = F.scaled_dot_product_attention(
+        query.reshape(b, h // groups, groups, d), key, value, attn_mask=attention_mask, dropout_p=dropout,
+        scale=scaling,
+    )  # fmt: skip
+    return out.reshape(b, 1, h, value.shape[-1]), None
+
+
+def register_gqa_sdpa() -> str:
+    """Register `gqa_sdpa_attention` (with SDPA's masks) with transformers; returns its name."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    AttentionInterface.register(GQA_SDPA, gqa_sdpa_attention)
+    AttentionMaskInterface.register(GQA_SDPA, sdpa_mask)
+    return GQA_SDPA
 
 
 def _served_name(url: str, api_key: str) -> str:

@@ -4,8 +4,9 @@ Shared by the `reference` agent (trains on the task's allowed training data) and
 `cheat-testset` agent (trains on the test split, to show that cheating is caught).
 
 On a GPU: bf16 weights, examples packed end to end into rows of 2048 tokens, Liger's Triton kernels
-for RMSNorm, RoPE and SwiGLU, and TRL's chunked LM head (the logits are never materialised); the memory
-they free goes to a bigger batch. bench/gpu_train.py and bench/gpu_recipe.py measure what each gives;
+for RMSNorm, RoPE, SwiGLU and the LM head with its cross-entropy fused (the logits are never
+materialised; used in place of TRL's own chunked head, see `ModelLossSFTTrainer`); the memory they
+free goes to a bigger batch. bench/gpu_train.py and bench/gpu_recipe.py measure what each gives;
 torch.compile did not pay.
 On a CPU: fp32, no packing, short rows (the toy task).
 """
@@ -27,6 +28,7 @@ CPU_ROW_TOKENS = 256
 # Activation bytes per token and per unit of hidden_size x layers in bf16 with Liger's kernels and no
 # checkpointing (measured: ~3.9 GiB per 2048-token row at Qwen3-1.7B shapes).
 ACTIVATION_BYTES = 34
+WARM_STEPS = 3  # steady-state throughput is counted from here (Triton compiles, allocator warm-up)
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,16 @@ class Plan:
 
 def _first_batch(model, device: str, row_tokens: int) -> int:
     """A batch to try first: on a GPU what the free memory holds after bf16 weights, gradients and
-    AdamW's two moments (8 bytes a parameter), halved on running out of memory; on a CPU 32."""
+    AdamW's two moments (8 bytes a parameter), a multiple of 4 from 4 on (12 rows fit an 80 GB card at
+    1.7B shapes where a power of two would leave 8), halved on running out of memory; on a CPU 32."""
     if device != "cuda":
         return 32
     free, _ = torch.cuda.mem_get_info()
     n_params = sum(p.numel() for p in model.parameters())
     c = model.config
     per_row = ACTIVATION_BYTES * c.hidden_size * c.num_hidden_layers * row_tokens
-    fits = int((0.9 * free - 8 * n_params) // per_row)
-    return max(1, min(32, 2 ** int(math.log2(max(fits, 1)))))
+    fits = min(32, int((0.9 * free - 8 * n_params) // per_row))
+    return fits - fits % 4 if fits >= 4 else 2 ** int(math.log2(max(fits, 1)))
 
 
 def plan(model, seconds_left: float, row_tokens: int) -> Plan:
@@ -111,8 +114,17 @@ def finetune(
     Returns the plan and training summary (also written to `out_dir/../train_log.json`).
     """
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
+
+    class ModelLossSFTTrainer(SFTTrainer):
+        """Takes the loss from the model's own forward, Liger's fused linear cross-entropy. SFTTrainer
+        computes it with TRL's chunked LM head instead (Liger's fused head switched off), adds entropy
+        and token accuracy for its logs and waits on the GPU three times a step to read them."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs["use_cache"] = False
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
     cuda = torch.cuda.is_available()
     liger = cuda and _liger()
@@ -146,6 +158,25 @@ def finetune(
             if time.time() > deadline - max(30.0, 0.2 * (deadline - started)):
                 control.should_training_stop = True
 
+    class Throughput(TrainerCallback):
+        """Tokens per second from step WARM_STEPS on, what a run of hours sees."""
+
+        tokens_per_s: float | None = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == WARM_STEPS:
+                if cuda:
+                    torch.cuda.synchronize()
+                self.start = (time.perf_counter(), state.num_input_tokens_seen)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if hasattr(self, "start"):
+                if cuda:
+                    torch.cuda.synchronize()
+                t0, n0 = self.start
+                self.tokens_per_s = round((state.num_input_tokens_seen - n0) / (time.perf_counter() - t0), 1)
+
+    throughput = Throughput()
     started = time.time()
     args = SFTConfig(
         output_dir=str(out_dir.parent / "checkpoints"),
@@ -168,16 +199,19 @@ def finetune(
         packing=cuda,
         packing_strategy="wrapped",
         include_num_input_tokens_seen="non_padding",
+        # TRL turns checkpointing on by default: a second forward pass per step (a quarter of the step
+        # time), where the batch is already sized to fit without it.
+        activation_checkpointing=False,
         dataloader_num_workers=0,
         seed=0,
         disable_tqdm=True,
     )
-    trainer = SFTTrainer(
+    trainer = (ModelLossSFTTrainer if liger else SFTTrainer)(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
-        callbacks=[StopAtDeadline()],
+        callbacks=[StopAtDeadline(), throughput],
     )
     result = trainer.train()
     trainer.save_model(str(out_dir))
@@ -191,6 +225,7 @@ def finetune(
         "learning_rate": learning_rate,
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "tokens_per_s": round(trainer.state.num_input_tokens_seen / train_seconds, 1),
+        "steady_tokens_per_s": throughput.tokens_per_s,
         "steps_planned": steps,
         "steps_done": result.global_step,
         "train_loss": result.training_loss,
