@@ -73,10 +73,12 @@ class Throughput(BaseModel):
         return (self.step_ms_lo + slope * (batch - self.batch_lo)) * params_b / self.params_b
 
 
-# bench/measured/gpu_eval-h100.json: the evaluation (fallback backend, transformers generate, a
-# Qwen3-1.7B-shape model) on the lent H100 80GB HBM3, 2026-11-26: 15-30 new tok/s at batch 1 and
-# 255-459 at batch 32; taken at the slow end (17.9 and 255 tok/s). Prefill: 2N FLOPs a token at a
-# third of the card's measured 796 TFLOP/s.
+# bench/measured/gpu_eval-h100.json: the whole evaluation path (inspect, fallback backend with the
+# dynamic cache, a Qwen3-1.7B-shape model) on the lent H100 80GB HBM3, 2026-11-26: 15-30 new tok/s at
+# batch 1 and 255-459 at batch 32; taken at the slow end (17.9 and 255 tok/s). Conservative: the backend
+# has compiled static-cache decoding since (bench/measured/gpu_generate-1.7b-h100.json), and vLLM, the
+# GPU default, was not measurable on the lent machine; replace these with its figures once measured.
+# Prefill: 2N FLOPs a token at a third of the card's measured 796 TFLOP/s.
 REFERENCE = Throughput(
     card="NVIDIA H100 80GB HBM3",
     source="bench/measured/gpu_eval-h100.json (fallback backend, 2026-11-26)",
