@@ -322,7 +322,7 @@ def check_time(task: Task, samples: list[Sample], eval_hours: float, throughput:
     waves = math.ceil(len(samples) / batch)
     decode_s = waves * info.default_max_tokens * throughput.step_ms(batch, LARGEST_BASE_B) / 1000
     prompt_tokens = sum(len(_text(s)) for s in samples) / 4
-    prefill_s = prompt_tokens / (throughput.prefill_tokens_per_s * 1.72 / LARGEST_BASE_B)
+    prefill_s = prompt_tokens / (throughput.prefill_tokens_per_s * throughput.params_b / LARGEST_BASE_B)
     seconds = decode_s + prefill_s
     detail = (
         f"worst case {seconds / 3600:.2f} h of {eval_hours:g} h on the {throughput.card}: {len(samples)} samples x "
