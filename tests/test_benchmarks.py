@@ -108,6 +108,19 @@ def test_gsm8k_prompt_is_ten_shot_from_the_train_split(tmp_path):
     assert all(r["question"] in system for r in hub_order.select(range(10)))
 
 
+def test_gsm8k_training_examples_are_the_train_split_in_the_evaluation_format(tmp_path):
+    examples = tasks.get("gsm8k").training_examples(tmp_path)
+    train = read_jsonl(SHARED_DATA / "gsm8k" / "train.jsonl")
+    assert len(examples) == len(train) == 7473
+    test_questions = {r["question"] for r in read_jsonl(SHARED_DATA / "gsm8k" / "test.jsonl")}
+    for example, record in zip(examples, train, strict=True):
+        [prompt], [completion] = example["prompt"], example["completion"]
+        assert record["question"] in prompt["content"] and record["question"] not in test_questions
+        assert prompt["content"].startswith("Solve the following math problem step by step.")
+        assert "<<" not in completion["content"]
+        assert completion["content"].endswith("\nANSWER: " + record["answer"].split("####")[-1].strip())
+
+
 def test_aime_scores_boxed_and_plain_answers(tmp_path):
     test = read_jsonl(SHARED_DATA / "aime2025" / "test.jsonl")
     a = [r["answer"] for r in test[:5]]

@@ -8,6 +8,9 @@ every evaluation's prompt, so the few-shot protocol adds none.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from inspect_ai import Task as InspectTask
 from inspect_ai.dataset import MemoryDataset
 from inspect_ai.scorer import match
@@ -59,3 +62,18 @@ class GSM8KTask(Task):
             ],
             scorer=match(numeric=True),
         )
+
+    def training_examples(self, workspace: Path) -> list[dict]:
+        """The train split in the evaluation's prompt, answered by its worked solution without the
+        calculator annotations (`<<48/2=24>>`) and ending in the `ANSWER: N` line the prompt asks for."""
+        examples = []
+        for record in read_jsonl(self.data().path("train.jsonl")):
+            sample = record_to_sample(record)
+            reasoning = re.sub(r"<<[^>]*>>", "", (sample.metadata or {}).get("reasoning", ""))
+            examples.append(
+                {
+                    "prompt": [{"role": "user", "content": MATH_PROMPT_TEMPLATE.format(prompt=sample.input)}],
+                    "completion": [{"role": "assistant", "content": f"{reasoning}\nANSWER: {sample.target}"}],
+                }
+            )
+        return examples
