@@ -5,17 +5,23 @@ transformers itself offers, side by side in one process, against the decode boun
   static       cache_implementation="static": generate compiles the decoding step (transformers'
                default CompileConfig: inductor, mode "reduce-overhead", i.e. CUDA graphs), SDPA
   static-gqa   the same with `backends.gqa_sdpa_attention` (the KV cache read once per step, not
-               copied per query head by repeat_kv as SDPA under compile does)
+               copied per query head by repeat_kv as SDPA under compile does); the hf backend's
+               set-up before the decoding loop
   static-flex  the same with attn_implementation="flex_attention" (skips the empty end of the cache)
-  backend      static-gqa as the hf evaluation backend sets it up (`backends.compiled_decoding`);
-               run it last: it wraps model.generate for good
+  backend      the hf evaluation backend's set-up (`backends.compiled_decoding`): model.generate
+               wrapped by the decoding loop (`evaluation/decoding.py`), static-gqa for the calls it
+               does not take; run it after the variants that call model.generate: it wraps it for good
+  loop         `decoding.DecodingLoop` called directly, no wrapper, errors raised (what `backend`
+               runs): prefill into a static cache, then compiled steps replayed as CUDA graphs over a
+               growing window of the cache, the host checking for finished rows every 16 steps
   continuous   model.generate_batch: continuous batching with a paged KV cache, CUDA graphs on
 
 Every request has a --prompt-token prompt and generates exactly --new tokens (random weights never
 stop early; min_new_tokens forces it). --cache-len sizes the static cache (generation_config's
 max_cache_len) as the evaluation's long token budgets do. The decode bound per step is max(bytes
 read / copy bandwidth, FLOPs / matmul rate), bytes = bf16 weights + the KV cache at the mean context
-(only the filled part), both rates measured here.
+(only the filled part), both rates measured here. ms/step is the timed pass's seconds over --new
+(the prefill included).
 
     python bench/gpu_generate.py [--batches 32,256] [--new 256] [--cache-len N] [--json PATH]
 """
@@ -61,6 +67,7 @@ def main() -> None:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     from posttrainbench.evaluation.backends import compiled_decoding, register_gqa_sdpa
+    from posttrainbench.evaluation.decoding import DecodingLoop
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="32,256")
@@ -71,7 +78,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--jsonl", type=Path, default=None, help="append each row as it is measured")
     args = ap.parse_args()
-    ATTENTION["static-gqa"] = ATTENTION["backend"] = register_gqa_sdpa()
+    ATTENTION["static-gqa"] = ATTENTION["backend"] = ATTENTION["loop"] = register_gqa_sdpa()
     shape = SHAPES["1.7b"]
     tflops, gbps = matmul_tflops("cuda"), copy_gbps()
     print(
@@ -97,16 +104,21 @@ def main() -> None:
             torch._dynamo.reset()  # each variant compiles (and records its CUDA graphs) afresh
             for stale in ("_compiled_call", "_previous_max_cache_length"):
                 model.__dict__.pop(stale, None)
+            if hasattr(model, "decoding_loop"):  # the backend variant's: free its static cache
+                model.decoding_loop.release()
             model.set_attn_implementation(ATTENTION[variant])
+            loop = DecodingLoop(model, strict=True) if variant == "loop" else None
             if variant == "backend":
                 compiled_decoding(model)
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             try:
-                first, seconds, out = run(model, variant, ids, args.new, args.cache_len)
+                first, seconds, out = run(model, variant, ids, args.new, args.cache_len, loop)
                 tok_s = batch * args.new / seconds
                 row |= {
                     "first_pass_s": round(first, 1),
                     "seconds": round(seconds, 2),
+                    "ms_step": round(1000 * seconds / args.new, 2),
                     "tok_s": round(tok_s),
                     "of_bound": round(tok_s / ceiling, 3),
                     "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1),
@@ -120,6 +132,13 @@ def main() -> None:
             except Exception as e:  # one variant failing must not lose the others' figures
                 row["error"] = f"{type(e).__name__}: {e}"[:300]
                 traceback.print_exc()
+            if variant == "backend":  # whether the decoding loop took the calls, or generate did
+                row |= {
+                    "loop_calls": model.decoding_loop.calls,
+                    "loop_disabled": model.decoding_loop.disabled,
+                }
+            if loop is not None:
+                loop.release()
             torch.cuda.empty_cache()
             print(json.dumps(row), flush=True)
             if args.jsonl:
@@ -127,11 +146,14 @@ def main() -> None:
                     f.write(json.dumps(row) + "\n")
             rows.append(row)
     plain = {r["batch"]: r.get("tok_s") for r in rows if r["variant"] == "plain"}
-    print(f"\n{'variant':<12}{'batch':>6}{'tok/s':>9}{'x plain':>9}{'of bound':>10}{'1st pass s':>11}")
+    print(
+        f"\n{'variant':<12}{'batch':>6}{'tok/s':>9}{'ms/step':>9}{'x plain':>9}{'of bound':>10}{'1st pass s':>11}"
+    )
     for r in rows:
         x = r.get("tok_s") / plain[r["batch"]] if r.get("tok_s") and plain.get(r["batch"]) else None
-        print(f"{r['variant']:<12}{r['batch']:>6}{r.get('tok_s', '-')!s:>9}{'' if x is None else f'{x:.1f}':>9}"
-              f"{r.get('of_bound', r.get('error', ''))!s:>10}{r.get('first_pass_s', '')!s:>11}")  # fmt: skip
+        print(f"{r['variant']:<12}{r['batch']:>6}{r.get('tok_s', '-')!s:>9}{r.get('ms_step', '-')!s:>9}"
+              f"{'' if x is None else f'{x:.1f}':>9}{r.get('of_bound', r.get('error', ''))!s:>10}"
+              f"{r.get('first_pass_s', '')!s:>11}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
                                          "transformers": __import__("transformers").__version__,
@@ -140,14 +162,17 @@ def main() -> None:
                                          "date": time.strftime("%Y-%m-%d")}, indent=2))  # fmt: skip
 
 
-def run(model, variant: str, ids: torch.Tensor, new: int, cache_len: int | None):
+def run(model, variant: str, ids: torch.Tensor, new: int, cache_len: int | None, loop=None):
     """(seconds of the first pass, which compiles where needed; seconds of a second, timed pass; its
-    generated ids or None). A pass that does not return exactly batch x new tokens raises."""
+    generated ids or None). A pass that does not return exactly batch x new tokens raises. `loop`: the
+    DecodingLoop of the loop variant."""
     from transformers import ContinuousBatchingConfig, GenerationConfig
 
     fixed = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, eos_token_id=2, pad_token_id=0)
     if variant.startswith("static"):
         fixed |= {"cache_implementation": "static", "max_cache_len": cache_len}
+    elif variant == "loop":  # it sizes its static cache itself, at least max_cache_len slots
+        fixed |= {"max_cache_len": cache_len}
 
     def once() -> tuple[int, torch.Tensor | None]:
         if variant == "continuous":  # its manager thread runs outside any inference_mode of ours
@@ -155,8 +180,11 @@ def run(model, variant: str, ids: torch.Tensor, new: int, cache_len: int | None)
                                            continuous_batching_config=ContinuousBatchingConfig(use_cuda_graph=True))  # fmt: skip
             return sum(len(o.generated_tokens) for o in outputs.values()), None
         with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                 generation_config=GenerationConfig(**fixed))  # fmt: skip
+            generate = model.generate if loop is None else loop.try_generate
+            out = generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                           generation_config=GenerationConfig(**fixed))  # fmt: skip
+        if out is None:
+            raise RuntimeError("the decoding loop did not take the call")
         return out[:, ids.shape[1] :].numel(), out[:, ids.shape[1] :]
 
     times = []

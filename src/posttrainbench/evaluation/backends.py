@@ -1,7 +1,8 @@
 """Inference backends: how the evaluated model is served to inspect-ai.
 
-- `hf`: transformers in this process (batched; fp32 on CPU; on a GPU bf16, a static KV cache and
-  compiled decoding steps replayed as CUDA graphs, see `compiled_decoding`).
+- `hf`: transformers in this process (batched; fp32 on CPU; on a GPU bf16 and our decoding loop: a
+  static KV cache, compiled decoding steps replayed as CUDA graphs, see `compiled_decoding` and
+  decoding.py).
 - `vllm`: a vLLM OpenAI-compatible server started for the model with our template (vLLM may live in
   its own venv: `PTB_VLLM_PYTHON`), or an existing one at `url` (key: `VLLM_API_KEY`).
 - `openai`: any OpenAI-compatible server at `url` (key: `OPENAI_API_KEY`).
@@ -133,30 +134,31 @@ def _hf(model_path: Path, template: Path, batch_size: int, sample: bool) -> Mode
 
 
 def compiled_decoding(hf_model) -> None:
-    """Generate with a static KV cache, so that transformers compiles the decoding step (inductor,
-    replayed as CUDA graphs), and `gqa_sdpa_attention`: 1.9x the dynamic cache's tokens/s at batch 256
-    on an H100 (bench/gpu_generate.py). A call whose static cache (batch x the longest cache so far)
-    would take more than half the free memory keeps the dynamic cache, which grows only as far as the
-    longest answer."""
+    """Decode with `decoding.DecodingLoop`: a static KV cache, the model's forward compiled (inductor)
+    and each step replayed as a CUDA graph with no host sync, over a window of the cache that grows
+    with the answer, and `gqa_sdpa_attention`. A call the loop does not take (logits or hidden states
+    asked for, stop strings, settings it does not reproduce, or a state of batch x cache length that
+    would take more than half the free memory) goes to generate with a static KV cache, so that
+    transformers compiles the decoding step (inductor, replayed as CUDA graphs): 1.9x the dynamic
+    cache's tokens/s at batch 256 on an H100 (bench/gpu_generate.py). A generate call whose static
+    cache (batch x the longest cache so far) would take more than half the free memory keeps the
+    dynamic cache, which grows only as far as the longest answer."""
     import functools
 
-    import torch
+    from posttrainbench.evaluation.decoding import free_memory, kv_bytes_per_token, use_decoding_loop
 
     hf_model.set_attn_implementation(register_gqa_sdpa())
-    c = hf_model.config.get_text_config()
-    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-    kv_bytes_per_token = 2 * c.num_hidden_layers * c.num_key_value_heads * head_dim * hf_model.dtype.itemsize
+    per_token = kv_bytes_per_token(hf_model)
     generate = hf_model.generate
 
     @functools.wraps(generate)
     def static_generate(*args, input_ids, **kwargs):
         new = kwargs.get("max_new_tokens") or hf_model.generation_config.max_new_tokens or 0
         length = max(input_ids.shape[1] + new, getattr(hf_model, "_previous_max_cache_length", 0))
-        free, _ = torch.cuda.mem_get_info()
-        fits = input_ids.shape[0] * length * kv_bytes_per_token < 0.5 * free
+        fits = input_ids.shape[0] * length * per_token < 0.5 * free_memory(hf_model.device)
         return generate(*args, input_ids=input_ids, cache_implementation="static" if fits else None, **kwargs)
 
-    hf_model.generate = static_generate
+    use_decoding_loop(hf_model, static_generate)
 
 
 def neutral_generation_config(hf_model) -> None:
@@ -187,10 +189,16 @@ def gqa_sdpa_attention(
     """transformers' SDPA attention, except that a one-token decoding step runs on the key/value heads
     also under torch.compile: the query heads of each group become its query rows, so the KV cache is
     read once instead of being copied `groups` times by repeat_kv. (transformers packs so only outside
-    compile, and with a static cache's mask SDPA's own enable_gqa falls back to the math kernel.)"""
+    compile, and with a static cache's mask SDPA's own enable_gqa falls back to the math kernel.)
+
+    A 4D mask shorter than the keys is the window of `decoding.DecodingLoop`: the cache's first
+    mask-length slots hold every token so far, the rest is not read."""
     import torch.nn.functional as F
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    if attention_mask is not None and attention_mask.ndim == 4:
+        # A no-op but for the loop's window; not a comparison, so that one compiled code serves every window.
+        key, value = key[:, :, : attention_mask.shape[-1]], value[:, :, : attention_mask.shape[-1]]
     groups = getattr(module, "num_key_value_groups", 1)
     if query.shape[2] != 1 or groups == 1 or kwargs.get("position_bias") is not None:
         return sdpa_attention_forward(
