@@ -212,3 +212,21 @@ def test_score_cli_writes_metrics(tmp_path):
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["score"] == 0.75 and metrics["n"] == 4 and metrics["task"] == "gsm8k"
     assert '"score": 0.75' in proc.stdout
+
+
+def test_reference_recipe_on_a_cpu_says_when_prompts_fill_its_rows(tmp_path):
+    """GSM8K's prompts in the tiny tokenizer's 512-token vocabulary fill the CPU rows: TRL would drop every
+    example and fail on an empty dataset."""
+    import time
+
+    import torch
+
+    from posttrainbench import models, settings
+    from posttrainbench.agents.builtin.sft import finetune
+
+    if torch.cuda.is_available():
+        pytest.skip("the CPU rows only")
+    base = models.snapshot(models.get("ptb-tiny"), settings.model_cache())
+    examples = tasks.get("gsm8k").training_examples(tmp_path)[:8]
+    with pytest.raises(SystemExit, match="longer than the 256 tokens a training row holds on a CPU"):
+        finetune(str(base), examples, tmp_path / "final_model", time.time() + 60)
