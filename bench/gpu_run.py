@@ -28,24 +28,24 @@ import time
 from pathlib import Path
 
 from gpu_eval import QWEN3_1_7B, SMALL, build
+from posttrainbench import models
+from posttrainbench.demo import tiny_model
 
 QWEN3_4B = {**QWEN3_1_7B, "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
             "num_attention_heads": 32}  # fmt: skip
 SHAPES = {"1.7b": ("Qwen3-1.7B-Base", QWEN3_1_7B), "4b": ("Qwen3-4B-Base", QWEN3_4B), "small": ("Qwen3-1.7B-Base", SMALL)}  # fmt: skip
-HUB_IDS = {"Qwen3-1.7B-Base": "Qwen/Qwen3-1.7B-Base", "Qwen3-4B-Base": "Qwen/Qwen3-4B-Base"}
 
 
 def register(hub_cache: Path, model: str, shape: dict) -> Path:
-    """Build the model into the hub-cache layout (`models--ORG--NAME/refs/main` -> snapshot)."""
-    repo = hub_cache / ("models--" + HUB_IDS[model].replace("/", "--"))
+    """Build the model into the hub cache under the card's hub id, as locally built models are."""
+
+    def builder(out_dir: Path) -> Path:
+        build(out_dir, shape)
+        (out_dir / "generation_config.json").unlink()  # gpu_eval plants one; a base model has its own
+        return out_dir
+
     revision = hashlib.sha1(json.dumps(shape, sort_keys=True).encode()).hexdigest()
-    snapshot = repo / "snapshots" / revision
-    if not (snapshot / "config.json").is_file():
-        build(snapshot, shape)
-        (snapshot / "generation_config.json").unlink()  # gpu_eval plants one; a base model has its own
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(revision)
-    return snapshot
+    return tiny_model.register(hub_cache, models.get(model).hub_id, revision, builder)
 
 
 def gpu_use(monitor_csv: Path) -> dict[str, dict[str, float]]:
@@ -151,9 +151,8 @@ def main() -> None:
               f"{use.get('gpu_util_max_pct')!s:>11}{use.get('gpu_mem_max_gib')!s:>9}")  # fmt: skip
     if result["train_log"]:
         t = result["train_log"]
-        print(
-            "recipe:", {k: t.get(k) for k in ("batch_size", "max_steps", "steady_tokens_per_s", "train_loss")}
-        )
+        print("recipe:", {k: t["plan"][k] for k in ("batch_size", "max_steps")},
+              {k: t.get(k) for k in ("steps_done", "steady_tokens_per_s", "train_loss")})  # fmt: skip
     sys.exit(rc)
 
 

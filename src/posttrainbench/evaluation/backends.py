@@ -145,7 +145,7 @@ def compiled_decoding(hf_model) -> None:
     dynamic cache, which grows only as far as the longest answer."""
     import functools
 
-    from posttrainbench.evaluation.decoding import free_memory, kv_bytes_per_token, use_decoding_loop
+    from posttrainbench.evaluation.decoding import fits, kv_bytes_per_token, use_decoding_loop
 
     hf_model.set_attn_implementation(register_gqa_sdpa())
     per_token = kv_bytes_per_token(hf_model)
@@ -155,8 +155,10 @@ def compiled_decoding(hf_model) -> None:
     def static_generate(*args, input_ids, **kwargs):
         new = kwargs.get("max_new_tokens") or hf_model.generation_config.max_new_tokens or 0
         length = max(input_ids.shape[1] + new, getattr(hf_model, "_previous_max_cache_length", 0))
-        fits = input_ids.shape[0] * length * per_token < 0.5 * free_memory(hf_model.device)
-        return generate(*args, input_ids=input_ids, cache_implementation="static" if fits else None, **kwargs)
+        static = fits(input_ids.shape[0] * length * per_token, hf_model.device)
+        return generate(
+            *args, input_ids=input_ids, cache_implementation="static" if static else None, **kwargs
+        )
 
     use_decoding_loop(hf_model, static_generate)
 

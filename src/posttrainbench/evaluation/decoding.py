@@ -189,6 +189,12 @@ def free_memory(device: torch.device) -> int:
     return psutil.virtual_memory().available
 
 
+def fits(nbytes: int, device: torch.device, freed: int = 0) -> bool:
+    """Whether a cache of `nbytes` takes at most half of what is free on `device` once `freed` bytes
+    held now are released: the rule both the loop's state and generate's static cache follow."""
+    return nbytes <= 0.5 * (free_memory(device) + freed)
+
+
 @dataclass
 class _Graphs:
     """The captured steps of one `Choice`, and the device constants they read."""
@@ -326,7 +332,7 @@ class DecodingLoop:
             return st
         length = -(-need // LENGTH_BUCKET) * LENGTH_BUCKET
         size = batch * length * (kv_bytes_per_token(self.model) + 9)  # + the padding mask and the new tokens
-        if size > 0.5 * (free_memory(self.model.device) + (st.nbytes if st is not None else 0)):
+        if not fits(size, self.model.device, freed=st.nbytes if st is not None else 0):
             return None
         self.release()
         self._state = self._new_state(batch, length)

@@ -145,8 +145,10 @@ def finetune(
     planned = row_tokens if cuda else min(row_tokens, max(len(tokenizer(t)["input_ids"]) for t in texts))
     # Unpacked rows are cut at row_tokens: an example whose prompt fills its row loses its whole answer
     # and TRL drops it.
-    prompts = [tokenizer.apply_chat_template(e["prompt"], tokenize=False) for e in examples[:64]]
-    if not cuda and all(len(tokenizer(t)["input_ids"]) >= row_tokens for t in prompts):
+    prompts = (
+        () if cuda else [tokenizer.apply_chat_template(e["prompt"], tokenize=False) for e in examples[:64]]
+    )
+    if prompts and all(len(tokenizer(t)["input_ids"]) >= row_tokens for t in prompts):
         raise SystemExit(
             f"the examples' prompts are longer than the {row_tokens} tokens a training row holds on a CPU, "
             "so none would keep its answer; run with a GPU (--gpus 1)"
