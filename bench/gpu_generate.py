@@ -14,6 +14,8 @@ transformers itself offers, side by side in one process, against the decode boun
   loop         `decoding.DecodingLoop` called directly, no wrapper, errors raised (what `backend`
                runs): prefill into a static cache, then compiled steps replayed as CUDA graphs over a
                growing window of the cache, the host checking for finished rows every 16 steps
+  loop-grow    the same with the cache starting at 64 new tokens and doubling as the answers grow
+               (decoding.GROW_FROM, 1,024 in use): its tokens must be the loop's, every one
   continuous   model.generate_batch: continuous batching with a paged KV cache, CUDA graphs on
 
 Every request has a --prompt-token prompt and generates exactly --new tokens (random weights never
@@ -23,7 +25,7 @@ read / copy bandwidth, FLOPs / matmul rate), bytes = bf16 weights + the KV cache
 (only the filled part), both rates measured here. ms/step is the timed pass's seconds over --new
 (the prefill included).
 
-    python bench/gpu_generate.py [--batches 32,256] [--new 256] [--cache-len N] [--json PATH]
+    python bench/gpu_generate.py [--batches 32,256] [--new 256] [--cache-len N] [--profile loop] [--json PATH]
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def bound(shape: dict, n_params: int, batch: int, prompt: int, new: int, gbps: f
 def main() -> None:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
+    from posttrainbench.evaluation import decoding
     from posttrainbench.evaluation.backends import compiled_decoding, register_gqa_sdpa
     from posttrainbench.evaluation.decoding import DecodingLoop
 
@@ -77,9 +80,15 @@ def main() -> None:
     ap.add_argument("--variants", default="plain,static,static-gqa,static-flex")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--jsonl", type=Path, default=None, help="append each row as it is measured")
+    ap.add_argument("--profile", default="", metavar="VARIANTS",
+                    help="for these variants (comma-separated), one more pass under torch.profiler after the timed "
+                    "ones: the GPU's kernel time per step against the step's wall time, and the kernels that take it")  # fmt: skip
     args = ap.parse_args()
-    ATTENTION["static-gqa"] = ATTENTION["backend"] = ATTENTION["loop"] = register_gqa_sdpa()
+    ATTENTION["static-gqa"] = ATTENTION["backend"] = ATTENTION["loop"] = ATTENTION["loop-grow"] = (
+        register_gqa_sdpa()
+    )
     shape = SHAPES["1.7b"]
+    grow_from = decoding.GROW_FROM
     tflops, gbps = matmul_tflops("cuda"), copy_gbps()
     print(
         f"{torch.cuda.get_device_name()}: bf16 matmul {tflops:.0f} TFLOP/s, copy {gbps:.0f} GB/s", flush=True
@@ -93,7 +102,7 @@ def main() -> None:
     for batch in (int(b) for b in args.batches.split(",")):
         ids = torch.randint(3, shape["vocab_size"], (batch, args.prompt), device="cuda")
         ceiling = bound(shape, n_params, batch, args.prompt, args.new, gbps, tflops)
-        reference = None
+        reference = looped = None
         for variant in args.variants.split(","):
             row = {
                 "variant": variant,
@@ -107,7 +116,8 @@ def main() -> None:
             if hasattr(model, "decoding_loop"):  # the backend variant's: free its static cache
                 model.decoding_loop.release()
             model.set_attn_implementation(ATTENTION[variant])
-            loop = DecodingLoop(model, strict=True) if variant == "loop" else None
+            loop = DecodingLoop(model, strict=True) if variant.startswith("loop") else None
+            decoding.GROW_FROM = 64 if variant == "loop-grow" else grow_from
             if variant == "backend":
                 compiled_decoding(model)
             torch.cuda.empty_cache()
@@ -123,6 +133,12 @@ def main() -> None:
                     "of_bound": round(tok_s / ceiling, 3),
                     "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1),
                 }
+                if variant in args.profile.split(",") and variant != "continuous":
+                    row["profile"] = profile(model, variant, ids, args.new, args.cache_len, loop)
+                if variant == "loop":
+                    looped = out
+                elif variant == "loop-grow" and looped is not None:
+                    row["same_as_loop"] = round(float((out == looped).all(1).float().mean()), 3)
                 if reference is None:
                     reference = out
                 elif out is not None:  # bf16 rounding differs between kernels; random weights tie often
@@ -162,41 +178,87 @@ def main() -> None:
                                          "date": time.strftime("%Y-%m-%d")}, indent=2))  # fmt: skip
 
 
+def settings(variant: str, new: int, cache_len: int | None) -> dict:
+    """The generation settings of every pass: exactly `new` greedy tokens."""
+    fixed = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, eos_token_id=2, pad_token_id=0)
+    if variant.startswith("static"):
+        fixed |= {"cache_implementation": "static", "max_cache_len": cache_len}
+    elif variant.startswith("loop"):  # it sizes its static cache itself, at least max_cache_len slots
+        fixed |= {"max_cache_len": cache_len}
+    return fixed
+
+
+def once(model, variant: str, ids: torch.Tensor, fixed: dict, loop=None) -> tuple[int, torch.Tensor | None]:
+    """One pass: (tokens generated, the generated ids or None)."""
+    from transformers import ContinuousBatchingConfig, GenerationConfig
+
+    if variant == "continuous":  # its manager thread runs outside any inference_mode of ours
+        outputs = model.generate_batch(inputs=ids.tolist(), generation_config=GenerationConfig(**fixed),
+                                       continuous_batching_config=ContinuousBatchingConfig(use_cuda_graph=True))  # fmt: skip
+        return sum(len(o.generated_tokens) for o in outputs.values()), None
+    with torch.inference_mode():
+        generate = model.generate if loop is None else loop.try_generate
+        out = generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=GenerationConfig(**fixed)
+        )
+    if out is None:
+        raise RuntimeError("the decoding loop did not take the call")
+    return out[:, ids.shape[1] :].numel(), out[:, ids.shape[1] :]
+
+
 def run(model, variant: str, ids: torch.Tensor, new: int, cache_len: int | None, loop=None):
     """(seconds of the first pass, which compiles where needed; seconds of a second, timed pass; its
     generated ids or None). A pass that does not return exactly batch x new tokens raises. `loop`: the
     DecodingLoop of the loop variant."""
-    from transformers import ContinuousBatchingConfig, GenerationConfig
-
-    fixed = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, eos_token_id=2, pad_token_id=0)
-    if variant.startswith("static"):
-        fixed |= {"cache_implementation": "static", "max_cache_len": cache_len}
-    elif variant == "loop":  # it sizes its static cache itself, at least max_cache_len slots
-        fixed |= {"max_cache_len": cache_len}
-
-    def once() -> tuple[int, torch.Tensor | None]:
-        if variant == "continuous":  # its manager thread runs outside any inference_mode of ours
-            outputs = model.generate_batch(inputs=ids.tolist(), generation_config=GenerationConfig(**fixed),
-                                           continuous_batching_config=ContinuousBatchingConfig(use_cuda_graph=True))  # fmt: skip
-            return sum(len(o.generated_tokens) for o in outputs.values()), None
-        with torch.inference_mode():
-            generate = model.generate if loop is None else loop.try_generate
-            out = generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                           generation_config=GenerationConfig(**fixed))  # fmt: skip
-        if out is None:
-            raise RuntimeError("the decoding loop did not take the call")
-        return out[:, ids.shape[1] :].numel(), out[:, ids.shape[1] :]
-
+    fixed = settings(variant, new, cache_len)
     times = []
     for _ in range(2):
+        if variant == "loop-grow":  # each pass starts small and grows its cache
+            loop.release()
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        tokens, out = once()
+        tokens, out = once(model, variant, ids, fixed, loop)
         torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
         if tokens != ids.shape[0] * new:
             raise RuntimeError(f"generated {tokens} tokens, expected {ids.shape[0] * new}")
     return times[0], times[1], out
+
+
+def profile(
+    model, variant: str, ids: torch.Tensor, new: int, cache_len: int | None, loop=None, top: int = 12
+):
+    """One more pass under torch.profiler: wall and kernel milliseconds per step, kernels per step, and
+    the `top` kernels by time (their share of the kernel time, microseconds and calls per step)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    fixed = settings(variant, new, cache_len)
+    torch.cuda.synchronize()
+    with profiler(activities=[ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        once(model, variant, ids, fixed, loop)
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+    kernels = [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
+    busy = sum(e.self_device_time_total for e in kernels)  # microseconds
+    kernels.sort(key=lambda e: -e.self_device_time_total)
+    summary = {
+        "wall_ms_step": round(1000 * wall / new, 2),
+        "kernel_ms_step": round(busy / 1000 / new, 2),
+        "kernels_step": round(sum(e.count for e in kernels) / new, 1),
+        "top": [{"kernel": e.key[:90], "share": round(e.self_device_time_total / busy, 3),
+                 "us_step": round(e.self_device_time_total / new, 1), "calls_step": round(e.count / new, 1)}
+                for e in kernels[:top]],
+    }  # fmt: skip
+    print(f"profile {variant} batch {ids.shape[0]}: wall {summary['wall_ms_step']} ms/step, kernels "
+          f"{summary['kernel_ms_step']} ms/step, {summary['kernels_step']} kernels/step", flush=True)  # fmt: skip
+    for k in summary["top"]:
+        print(
+            f"  {k['share']:6.1%} {k['us_step']:8.1f} us {k['calls_step']:6.1f}x  {k['kernel']}", flush=True
+        )
+    return summary
 
 
 if __name__ == "__main__":
