@@ -193,3 +193,29 @@ def test_through_inspect(path, monkeypatch):
     monkeypatch.setattr(loop, "disabled", "off for the comparison")
     theirs = asyncio.run(served.generate("What is 12 * 7?", config=config))
     assert theirs.completion == ours.completion and loop.calls == 1
+
+
+def test_cache_grows(model, batch, monkeypatch):
+    """A windowed state starts with room for GROW_FROM new tokens and doubles its cache when an answer
+    runs past it, with the same tokens as generate; where the larger cache would not fit, the call goes
+    to generate and the loop stays on."""
+    monkeypatch.setattr(decoding, "GROW_FROM", 100)
+    model.set_attn_implementation(backends.register_gqa_sdpa())
+    plain = model.generate
+    loop = use_decoding_loop(model, strict=True)
+    greedy = dict(do_sample=False, return_dict_in_generate=True)
+    prompt = batch.input_ids.shape[1]
+
+    out = model.generate(**batch, **greedy, max_new_tokens=300)
+    assert torch.equal(out.sequences, plain(**batch, **greedy, max_new_tokens=300).sequences)
+    state = loop._state
+    assert state is not None and state.windowed and state.length == 512 and loop.calls == 1
+    assert state.cache.layers[0].keys.shape[2] == 512 and state.padding.shape[1] == state.out.shape[1] == 512
+
+    loop.release()
+    out = model.generate(**batch, **greedy, max_new_tokens=60)  # a new state of 256 slots: no growth
+    assert loop._state is not None and loop._state.length == 256 and prompt + 100 <= 256
+    monkeypatch.setattr(decoding, "free_memory", lambda device: 0)
+    out = model.generate(**batch, **greedy, max_new_tokens=300)
+    assert torch.equal(out.sequences, plain(**batch, **greedy, max_new_tokens=300).sequences)
+    assert loop.calls == 2 and loop.disabled is None and loop._state.length == 256

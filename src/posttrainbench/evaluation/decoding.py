@@ -31,13 +31,17 @@ tests/test_decoding.py checks them against `generate`).
 
 State and recompiles: the loop keeps one state (the static cache, the step buffers, the graphs) per
 model, for `batch` rows and a cache of `length` slots, `length` being prompt + max_new_tokens (or
-generation_config.max_cache_len, if longer) rounded up to a multiple of `LENGTH_BUCKET`. A call
-reuses it when its batch fits in [state batch / 2, state batch] (the missing rows are decoded as
-finished dummies), its prompt + max_new_tokens in `length` and the model's attention implementation
-is unchanged; otherwise the state is replaced, if batch x length x the KV bytes per token fits in
-half the free device memory (else the call goes to `generate`, whose own rule picks its cache). The
-KV cache (e.g. 256 rows x 512 slots of Qwen3-1.7B in bf16: 14 GiB) and the graphs' memory pool stay
-allocated between calls, until `release()`. torch.compile (dynamo's automatic dynamic shapes, the
+generation_config.max_cache_len, if longer) rounded up to a multiple of `LENGTH_BUCKET`. A windowed
+state starts smaller, at prompt + `GROW_FROM` new tokens (most answers end sooner than a 16k budget),
+and doubles its cache, layer by layer, when an answer runs past it, if the larger cache fits in
+`GROW_SHARE` of the free memory; if not, that call goes to `generate` from the start. A call
+reuses the state when its batch fits in [state batch / 2, state batch] (the missing rows are decoded
+as finished dummies), its prompt + max_new_tokens (a windowed state: its starting length) in `length`
+and the model's attention implementation is unchanged; otherwise the state is replaced, if batch x
+length x the KV bytes per token fits in half the free device memory (else the call goes to
+`generate`, whose own rule picks its cache). The KV cache (e.g. 256 rows x 512 slots of
+Qwen3-1.7B in bf16: 14 GiB) and the graphs' memory pool stay allocated between calls, until
+`release()`. A grown cache is another length to torch.compile. torch.compile (dynamo's automatic dynamic shapes, the
 window's length marked dynamic) compiles the forward twice on the first state (the windows shorter
 than the cache, then the whole cache), once more on the first state of another batch or length
 (those sizes then dynamic), and then no more: later states and windows reuse that code (a shape past
@@ -65,6 +69,8 @@ log = logging.getLogger(__name__)
 CHECK_EVERY = 16  # steps between the host's "has every row finished?" checks
 LENGTH_BUCKET = 256  # the static cache's length is rounded up to a multiple of this
 WINDOW = 128  # attention window granularity (slots), where the attention supports windows
+GROW_FROM = 1024  # new tokens a windowed state's first cache holds past the prompt; it doubles as needed
+GROW_SHARE = 0.9  # of the free memory, what a growing cache may take (the prefill is done by then)
 
 # Generation settings the loop reproduces, and settings with no effect on one greedy or sampled
 # sequence per row (beam-search, assistant, cache and compile options): every other setting must keep
@@ -189,10 +195,15 @@ def free_memory(device: torch.device) -> int:
     return psutil.virtual_memory().available
 
 
-def fits(nbytes: int, device: torch.device, freed: int = 0) -> bool:
-    """Whether a cache of `nbytes` takes at most half of what is free on `device` once `freed` bytes
-    held now are released: the rule both the loop's state and generate's static cache follow."""
-    return nbytes <= 0.5 * (free_memory(device) + freed)
+def fits(nbytes: int, device: torch.device, freed: int = 0, share: float = 0.5) -> bool:
+    """Whether a cache of `nbytes` takes at most `share` of what is free on `device` once `freed` bytes
+    held now are released: with the default half, the rule both the loop's new state and generate's
+    static cache follow."""
+    return nbytes <= share * (free_memory(device) + freed)
+
+
+class _CacheFull(Exception):
+    """The loop's cache cannot grow as far as the answers need: the call goes to generate."""
 
 
 @dataclass
@@ -280,6 +291,9 @@ class DecodingLoop:
         try:
             with torch.inference_mode():
                 sequences = self._generate(input_ids, attention_mask, settings)
+        except _CacheFull as e:
+            log.warning("decoding loop: %s; model.generate decodes this call from the start", e)
+            return None
         except Exception as e:
             if self.strict:
                 raise
@@ -301,7 +315,8 @@ class DecodingLoop:
         import torch
 
         batch, prompt = input_ids.shape
-        st = self._state_for(batch, max(prompt + s.max_new, s.cache_len))
+        need = max(prompt + s.max_new, s.cache_len)
+        st = self._state_for(batch, need, start=max(min(need, prompt + GROW_FROM), s.cache_len))
         if st is None:
             return None
         c = s.choice
@@ -315,51 +330,84 @@ class DecodingLoop:
                 if i % CHECK_EVERY == 0 and bool(st.done.all()):
                     break
                 slot = prompt + i - 1
+                if slot >= st.length:
+                    self._grow(st, need)
                 window = min(st.length, -(-(slot + 1) // WINDOW) * WINDOW) if st.windowed else st.length
                 self._decode(st, window)
         new = int(st.ended[:batch].max())  # the longest answer: later columns are pad only
         return torch.cat([input_ids, st.out[:batch, :new]], dim=1)
 
-    def _state_for(self, batch: int, need: int) -> _State | None:
-        st = self._state
-        attention = self.model.config._attn_implementation
-        if (
-            st is not None
-            and batch <= st.batch <= 2 * batch
-            and need <= st.length
-            and st.attention == attention
-        ):
-            return st
-        length = -(-need // LENGTH_BUCKET) * LENGTH_BUCKET
-        size = batch * length * (kv_bytes_per_token(self.model) + 9)  # + the padding mask and the new tokens
-        if not fits(size, self.model.device, freed=st.nbytes if st is not None else 0):
-            return None
-        self.release()
-        self._state = self._new_state(batch, length)
-        return self._state
-
-    def _new_state(self, batch: int, length: int) -> _State:
+    def _state_for(self, batch: int, need: int, start: int) -> _State | None:
+        """The state for `batch` rows and `need` slots: the current one where it serves, else a new one
+        if it fits in half the free memory, else None. A windowed state's cache starts at `start` slots
+        and grows (`_grow`) when an answer runs past it; another is made at `need` slots at once."""
         import torch
         from transformers import StaticCache
         from transformers.cache_utils import StaticLayer
 
         from posttrainbench.evaluation.backends import GQA_SDPA
 
-        device = self.model.device
-        cache = StaticCache(config=self.model.config, max_cache_len=length)
-        if any(cache.is_linear):
-            raise NotImplementedError("the loop has no linear-attention (recurrent) cache layers")
+        st = self._state
         attention = self.model.config._attn_implementation
-        windowed = attention == GQA_SDPA and all(type(layer) is StaticLayer for layer in cache.layers)
+        if (
+            st is not None
+            and batch <= st.batch <= 2 * batch
+            and (start if st.windowed else need) <= st.length
+            and st.attention == attention
+        ):
+            return st
+        probe = StaticCache(config=self.model.config, max_cache_len=LENGTH_BUCKET)  # allocates nothing
+        if any(probe.is_linear):
+            raise NotImplementedError("the loop has no linear-attention (recurrent) cache layers")
+        windowed = attention == GQA_SDPA and all(type(layer) is StaticLayer for layer in probe.layers)
+        length = _bucket(start if windowed else need)
+        if not fits(batch * length * self._slot_bytes(), self.model.device, freed=st.nbytes if st else 0):
+            return None
+        self.release()
+        device = self.model.device
         long = functools.partial(torch.zeros, dtype=torch.long, device=device)
-        st = _State(
-            batch=batch, length=length, attention=attention, windowed=windowed, cache=cache, tokens=long(batch, 1),
+        self._state = _State(
+            batch=batch, length=length, attention=attention, windowed=windowed,
+            cache=StaticCache(config=self.model.config, max_cache_len=length), tokens=long(batch, 1),
             positions=long(batch, 1), slot=long(()), padding=torch.ones(batch, length, dtype=torch.bool, device=device),
             slots=torch.arange(length, device=device), step=long(1),
             done=torch.zeros(batch, dtype=torch.bool, device=device), ended=long(batch), out=long(batch, length),
             pool=torch.cuda.graph_pool_handle() if self.cuda else None,
         )  # fmt: skip
-        return st
+        return self._state
+
+    def _slot_bytes(self) -> int:
+        """Bytes a state takes per row and cache slot: the KV cache, the padding mask, the new tokens."""
+        return kv_bytes_per_token(self.model) + 9
+
+    def _grow(self, st: _State, need: int) -> None:
+        """Double the cache of a windowed state (to at most `need` slots), keeping what it holds; raise
+        _CacheFull where the larger cache would pass GROW_SHARE of the free memory. Layer by layer, so
+        that beside the new cache only one old layer is held at a time."""
+        import torch
+        from transformers import StaticCache
+
+        length = min(2 * st.length, _bucket(need))
+        nbytes = st.batch * length * self._slot_bytes()
+        if not fits(nbytes, self.model.device, freed=st.nbytes, share=GROW_SHARE):
+            raise _CacheFull(
+                f"its KV cache cannot grow to {length} slots ({nbytes / 2**30:.1f} GiB) in the free memory"
+            )
+        cache = StaticCache(config=self.model.config, max_cache_len=length)
+        for old, new in zip(st.cache.layers, cache.layers, strict=True):
+            new.lazy_initialization(old.keys, old.values)
+            new.keys[:, :, : st.length].copy_(old.keys)
+            new.values[:, :, : st.length].copy_(old.values)
+            new.cumulative_length.copy_(old.cumulative_length)
+            old.keys = old.values = None
+        padding = st.padding.new_ones(st.batch, length)
+        padding[:, : st.length] = st.padding
+        out = st.out.new_zeros(st.batch, length)
+        out[:, : st.length] = st.out
+        st.cache, st.padding, st.out, st.length = cache, padding, out, length
+        st.slots = torch.arange(length, device=st.slots.device)
+        if st.graphs is not None:
+            st.graphs.by_window.clear()  # they read the old tensors
 
     def _prefill(self, st: _State, input_ids: torch.Tensor, mask: torch.Tensor, s: Settings) -> torch.Tensor:
         """Reset the state for this call, run the prompt through the model (as `generate`'s prefill
@@ -474,6 +522,11 @@ class DecodingLoop:
             st.done.logical_or_(hit)
         st.tokens.copy_(tokens[:, None])
         st.step.add_(1)
+
+
+def _bucket(slots: int) -> int:
+    """`slots` rounded up to a multiple of LENGTH_BUCKET."""
+    return -(-slots // LENGTH_BUCKET) * LENGTH_BUCKET
 
 
 def use_decoding_loop(
