@@ -10,8 +10,8 @@ for sampling is planted to show it is not applied (outputs of two runs must matc
 
 `--estimate GEN_JSON` instead: the time to evaluate the seven tasks at their defaults (`ptb eval
 --tasks all`: each task's default limit and token budget, batch 32, one model load) on the hf backend,
-from bench/gpu_generate.py's per-step figures, in two cases: every answer runs to its budget (worst)
-and every answer stops at 1,000 tokens (typical). See `estimate`.
+from bench/gpu_generate.py's per-step figures (a run with `--profile loop`), in two cases: every answer runs to
+its budget (worst) and every answer stops at 1,000 tokens (typical). See `estimate`.
 """
 
 from __future__ import annotations
@@ -50,55 +50,91 @@ DEFAULT_EVAL = {
 KV_BYTES_PER_TOKEN = 2 * 28 * 8 * 128 * 2  # Qwen3-1.7B, bf16
 WEIGHT_BYTES = 2 * 1.72e9
 FREE_BYTES = 75e9  # an 80 GB H100 after the weights
+WINDOW, BUCKET, GROW_FROM, GROW_SHARE = 128, 256, 1024, 0.9  # evaluation/decoding.py's
 
 
 def estimate(gen_json: Path, batch: int = 32, typical: int = 1000) -> dict:
-    """Seconds per task, worst and typical, for the hf backend as `backends.compiled_decoding` sets it
-    up, and for the dynamic cache alone (the backend before it), at the copy rate BW of gen_json.
+    """Seconds per task, worst and typical, for the hf backend (`backends.compiled_decoding`: the
+    decoding loop) and for `generate` with the dynamic cache alone (the backend before it), from a
+    bench/gpu_generate.py run with a plain row and a profiled loop row (`--profile loop`) at batch 32.
 
-    A static-cache step reads the weights and the whole cache (prompt + budget): c_static + bytes / BW,
-    with c_static what the measured batch-32, 16,384-slot static-gqa step took beyond its bytes. A
-    dynamic-cache step is max(c_plain, (weights + 3 x the filled cache) / BW): the measured plain step,
-    or, at long contexts, reading the cache for attention and torch.cat copying it (read + write). The
-    backend keeps the dynamic cache where the static one would pass half the free memory. Answers
-    sharing a batch run as long as its longest; prompts are left-padded to the longest; prefill runs
-    at half the matmul rate; compiling (30-45 s per new static shape on the H100) is left out."""
+    A loop step is a + window bytes / bw_kv: the window is the filled slots rounded up to WINDOW, a the
+    measured step less its attention kernels (weights, fixed costs) and bw_kv the rate the attention
+    kernels read the window at in that step (short answers; longer ones give each kernel more to read,
+    so this errs on the slow side). The loop's cache starts at prompt + GROW_FROM and doubles up to
+    prompt + budget while it fits in GROW_SHARE of the free memory; where it does not, the call restarts
+    in generate with the dynamic cache after the steps already decoded. A dynamic-cache step is
+    max(c_plain, (weights + 3 x the filled cache) / copy rate): the measured plain step, or, at long
+    contexts, reading the cache and torch.cat copying it (read + write). Answers sharing a batch run as
+    long as its longest, the loop stopping at its next 16-step check; prompts are left-padded to the
+    longest; prefill runs at half the matmul rate; compiling (30-45 s per process and cache length on
+    the H100) and the judges' calls are left out."""
     import json
 
-    runs = json.loads(gen_json.read_text())["runs"]
-    long = next(r for r in runs if r["rows"][0].get("cache_len"))
-    rows = {r["variant"]: r for r in long["rows"]}
-    bw, flops = long["copy_gbps"] * 1e9, long["matmul_tflops"] * 1e12
-    new, cache = long["new"], rows["static-gqa"]["cache_len"]
-    c_static = rows["static-gqa"]["seconds"] / new - (WEIGHT_BYTES + batch * cache * KV_BYTES_PER_TOKEN) / bw
-    c_plain = rows["plain"]["seconds"] / new
+    run = json.loads(gen_json.read_text())
+    rows = [r for r in run["rows"] if r["batch"] == batch and "seconds" in r]
+    loop = next(r for r in rows if r["variant"] == "loop" and "profile" in r)
+    plain = next(r for r in rows if r["variant"] == "plain")
+    bw, flops, prompt0, new0 = run["copy_gbps"] * 1e9, run["matmul_tflops"] * 1e12, run["prompt"], run["new"]
 
-    def seconds(n: int, prompt: int, budget: int, steps: int, static_allowed: bool) -> float:
+    def window(slots: int) -> int:
+        return -(-slots // WINDOW) * WINDOW
+
+    def bucket(slots: int) -> int:
+        return -(-slots // BUCKET) * BUCKET
+
+    def kv_read(b: int, prompt: int, steps: int) -> float:  # mean window bytes a step reads
+        return sum(b * window(prompt + i) * KV_BYTES_PER_TOKEN for i in range(steps)) / steps
+
+    attention = sum(
+        k["us_step"] for k in loop["profile"]["top"] if "sdpa" in k["kernel"] or "attention" in k["kernel"]
+    )
+    attention *= 1e-6 * loop["seconds"] / new0 / (loop["profile"]["wall_ms_step"] * 1e-3)  # to the timed pass
+    bw_kv = kv_read(batch, prompt0, new0) / attention
+    a = loop["seconds"] / new0 - attention
+    c_plain = plain["seconds"] / new0
+
+    def loop_seconds(b: int, prompt: int, steps: int) -> float:
+        return steps * (a + kv_read(b, prompt, steps) / bw_kv)
+
+    def dynamic_seconds(b: int, prompt: int, steps: int) -> float:
+        return sum(
+            max(c_plain, (WEIGHT_BYTES + 3 * b * (prompt + i) * KV_BYTES_PER_TOKEN) / bw)
+            for i in range(steps)
+        )
+
+    def seconds(n: int, prompt: int, budget: int, steps: int, backend: str) -> float:
         total = 0.0
         for b in [batch] * (n // batch) + ([n % batch] if n % batch else []):
             total += 2 * 1.72e9 * b * prompt / (0.5 * flops)
-            if static_allowed and b * (prompt + budget) * KV_BYTES_PER_TOKEN < 0.5 * FREE_BYTES:
-                total += steps * (c_static + (WEIGHT_BYTES + b * (prompt + budget) * KV_BYTES_PER_TOKEN) / bw)
-            else:
-                total += sum(max(c_plain, (WEIGHT_BYTES + 3 * b * (prompt + i) * KV_BYTES_PER_TOKEN) / bw)
-                             for i in range(steps))  # fmt: skip
+            if backend == "dynamic_only":
+                total += dynamic_seconds(b, prompt, steps)
+                continue
+            checked = min(budget, -(-steps // 16) * 16)  # the loop stops at its next check
+            length, need = bucket(prompt + GROW_FROM), prompt + checked
+            while (
+                length < need
+                and b * min(2 * length, bucket(need)) * (KV_BYTES_PER_TOKEN + 9) <= GROW_SHARE * FREE_BYTES
+            ):
+                length = min(2 * length, bucket(need))
+            if length >= need:
+                total += loop_seconds(b, prompt, checked)
+            else:  # the cache cannot grow that far: generate starts over after the loop's steps
+                total += loop_seconds(b, prompt, length - prompt) + dynamic_seconds(b, prompt, steps)
         return total
 
+    backends = ("hf", "dynamic_only")
     tasks = {
-        name: {
-            case: {
-                backend: round(seconds(n, prompt, budget, min(steps, budget), backend == "hf"))
-                for backend in ("hf", "dynamic_only")
-            }
-            for case, steps in (("worst", budget), ("typical", typical))
-        }
+        name: {case: {backend: round(seconds(n, prompt, budget, min(steps, budget), backend)) for backend in backends}
+               for case, steps in (("worst", budget), ("typical", typical))}
         for name, (n, prompt, budget) in DEFAULT_EVAL.items()
+    }  # fmt: skip
+    totals = {
+        case: {b: sum(t[case][b] for t in tasks.values()) for b in backends} for case in ("worst", "typical")
     }
-    totals = {case: {b: sum(t[case][b] for t in tasks.values()) for b in ("hf", "dynamic_only")}
-              for case in ("worst", "typical")}  # fmt: skip
-    return {"from": str(gen_json), "device": long["device"], "c_static_ms": round(c_static * 1e3, 2),
-            "c_plain_ms": round(c_plain * 1e3, 2), "copy_gbps": long["copy_gbps"], "batch": batch,
-            "tasks": tasks, "total_seconds": totals}  # fmt: skip
+    return {"from": str(gen_json), "device": run["device"], "date": run["date"], "loop_a_ms": round(a * 1e3, 2),
+            "loop_kv_gbps": round(bw_kv / 1e9), "c_plain_ms": round(c_plain * 1e3, 2), "copy_gbps": run["copy_gbps"],
+            "batch": batch, "tasks": tasks, "total_seconds": totals}  # fmt: skip
 
 
 def build(model_dir: Path, shape: dict) -> None:

@@ -406,8 +406,11 @@ class DecodingLoop:
         out[:, : st.length] = st.out
         st.cache, st.padding, st.out, st.length = cache, padding, out, length
         st.slots = torch.arange(length, device=st.slots.device)
-        if st.graphs is not None:
-            st.graphs.by_window.clear()  # they read the old tensors
+        if st.graphs is not None:  # they read the old tensors: dropped (once no replay runs), with their pool
+            if self.cuda:
+                torch.cuda.synchronize()
+                st.pool = torch.cuda.graph_pool_handle()
+            st.graphs.by_window.clear()
 
     def _prefill(self, st: _State, input_ids: torch.Tensor, mask: torch.Tensor, s: Settings) -> torch.Tensor:
         """Reset the state for this call, run the prompt through the model (as `generate`'s prefill
