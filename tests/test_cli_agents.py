@@ -215,3 +215,7 @@ def test_failure_class_from_the_log_and_a_hung_cli():
     # numbers that merely look like statuses, in a CLI's JSON or in a parsed trace, are not errors
     assert agent_failure([], ['{"type":"result","stats":{"duration_ms":503}}'], hung=False) is None
     assert agent_failure(_events({"kind": "message", "text": "ok"}), ["took 503 ms"], hung=False) is None
+    # a progress bar's rate is no status either (a no-op agent's model save printed this)
+    saving = "Writing model shards: 100%|██████████| 1/1 [00:00<00:00, 401.83it/s]"
+    assert agent_failure([], ["starting", saving], hung=False) is None
+    assert agent_failure([], ["HTTP 403 Forbidden"], hung=False).failure == AgentFailureClass.auth_failed

@@ -32,9 +32,10 @@ SPEND_LIMIT = re.compile(
     r"|credit balance is too low|plan does not yet include|quota exceeded",
     re.I,
 )
+# A bare 401/403 counts only after a status word, as in PROVIDER: a progress bar's "401.83it/s" is none.
 AUTH = re.compile(
-    r"\b401\b|unauthorized|authentication_error|invalid (x-)?api[ -]key|api key not valid|token_expired"
-    r"|failed to refresh token|permission_denied|\b403\b",
+    r"(status|error|http|code)\D{0,20}\b(401|403)\b(?!\.\d)|unauthorized|authentication_error"
+    r"|invalid (x-)?api[ -]key|api key not valid|token_expired|failed to refresh token|permission_denied",
     re.I,
 )
 PROVIDER = re.compile(
