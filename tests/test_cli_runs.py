@@ -88,14 +88,15 @@ def test_cli_agent_submits_through_a_shell_tool_call(agent, results, monkeypatch
 @pytest.mark.parametrize("agent", ["claude-code", "codex", "gemini-cli", "opencode"])
 def test_an_agent_that_stops_early_is_resumed_in_its_session(agent, results, monkeypatch):
     """2-minute budget, 1-minute margin: the first attempt stops at once and is resumed; the second
-    submits, then works (eight different 9-second commands: Codex stops a command after 10 s by default,
-    Gemini CLI stops repeated identical calls as a loop) past the
-    margin, so it is the last."""
+    submits, then works (seven different 9-second commands: Codex stops a command after 10 s by default,
+    Gemini CLI stops repeated identical calls as a loop) past the margin, so it is the last. The CLIs'
+    own time per turn comes on top (up to 50 s over the eight turns, seen on a loaded CI machine):
+    63 s of commands leave it that much room before the deadline."""
     installed(agent)
     script = [
         Reply("I will stop here."),
         ShellCall(SUBMIT),
-        *[ShellCall(f"sleep 9 && echo step {i}") for i in range(8)],
+        *[ShellCall(f"sleep 9 && echo step {i}") for i in range(7)],
         Reply("Done now."),
     ]
     with ScriptedAPI(script, usage=USAGE) as api:
