@@ -10,8 +10,8 @@ for sampling is planted to show it is not applied (outputs of two runs must matc
 
 `--estimate GEN_JSON` instead: the time to evaluate the seven tasks at their defaults (`ptb eval
 --tasks all`: each task's default limit and token budget, batch 32, one model load) on the hf backend,
-from bench/gpu_generate.py's per-step figures (a run with `--profile loop`), in two cases: every answer runs to
-its budget (worst) and every answer stops at 1,000 tokens (typical). See `estimate`.
+from bench/gpu_generate.py's per-step figures (a run with `--profile loop`), in two cases: every
+answer runs to its budget (worst) and every answer stops at 1,000 tokens (typical). See `estimate`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ DEFAULT_EVAL = {
 KV_BYTES_PER_TOKEN = 2 * 28 * 8 * 128 * 2  # Qwen3-1.7B, bf16
 WEIGHT_BYTES = 2 * 1.72e9
 FREE_BYTES = 75e9  # an 80 GB H100 after the weights
-WINDOW, BUCKET, GROW_FROM, GROW_SHARE = 128, 256, 1024, 0.9  # evaluation/decoding.py's
 
 
 def estimate(gen_json: Path, batch: int = 32, typical: int = 1000) -> dict:
@@ -68,8 +67,10 @@ def estimate(gen_json: Path, batch: int = 32, typical: int = 1000) -> dict:
     contexts, reading the cache and torch.cat copying it (read + write). Answers sharing a batch run as
     long as its longest, the loop stopping at its next 16-step check; prompts are left-padded to the
     longest; prefill runs at half the matmul rate; compiling (30-45 s per process and cache length on
-    the H100) and the judges' calls are left out."""
+    the H100) and the judges' calls are left out. The loop's constants are decoding.py's own."""
     import json
+
+    from posttrainbench.evaluation.decoding import CHECK_EVERY, GROW_FROM, GROW_SHARE, WINDOW, bucket
 
     run = json.loads(gen_json.read_text())
     rows = [r for r in run["rows"] if r["batch"] == batch and "seconds" in r]
@@ -79,9 +80,6 @@ def estimate(gen_json: Path, batch: int = 32, typical: int = 1000) -> dict:
 
     def window(slots: int) -> int:
         return -(-slots // WINDOW) * WINDOW
-
-    def bucket(slots: int) -> int:
-        return -(-slots // BUCKET) * BUCKET
 
     def kv_read(b: int, prompt: int, steps: int) -> float:  # mean window bytes a step reads
         return sum(b * window(prompt + i) * KV_BYTES_PER_TOKEN for i in range(steps)) / steps
@@ -110,7 +108,7 @@ def estimate(gen_json: Path, batch: int = 32, typical: int = 1000) -> dict:
             if backend == "dynamic_only":
                 total += dynamic_seconds(b, prompt, steps)
                 continue
-            checked = min(budget, -(-steps // 16) * 16)  # the loop stops at its next check
+            checked = min(budget, -(-steps // CHECK_EVERY) * CHECK_EVERY)  # the loop stops at its next check
             length, need = bucket(prompt + GROW_FROM), prompt + checked
             while (
                 length < need

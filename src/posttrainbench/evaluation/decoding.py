@@ -41,8 +41,8 @@ and the model's attention implementation is unchanged; otherwise the state is re
 length x the KV bytes per token fits in half the free device memory (else the call goes to
 `generate`, whose own rule picks its cache). The KV cache (e.g. 256 rows x 512 slots of
 Qwen3-1.7B in bf16: 14 GiB) and the graphs' memory pool stay allocated between calls, until
-`release()`. A grown cache is another length to torch.compile. torch.compile (dynamo's automatic dynamic shapes, the
-window's length marked dynamic) compiles the forward twice on the first state (the windows shorter
+`release()`. torch.compile (dynamo's automatic dynamic shapes, the window's length marked dynamic;
+a grown cache is another length) compiles the forward twice on the first state (the windows shorter
 than the cache, then the whole cache), once more on the first state of another batch or length
 (those sizes then dynamic), and then no more: later states and windows reuse that code (a shape past
 torch._dynamo's recompile limit would run uncompiled, still captured). A new state, window or
@@ -360,7 +360,7 @@ class DecodingLoop:
         if any(probe.is_linear):
             raise NotImplementedError("the loop has no linear-attention (recurrent) cache layers")
         windowed = attention == GQA_SDPA and all(type(layer) is StaticLayer for layer in probe.layers)
-        length = _bucket(start if windowed else need)
+        length = bucket(start if windowed else need)
         if not fits(batch * length * self._slot_bytes(), self.model.device, freed=st.nbytes if st else 0):
             return None
         self.release()
@@ -387,7 +387,7 @@ class DecodingLoop:
         import torch
         from transformers import StaticCache
 
-        length = min(2 * st.length, _bucket(need))
+        length = min(2 * st.length, bucket(need))
         nbytes = st.batch * length * self._slot_bytes()
         if not fits(nbytes, self.model.device, freed=st.nbytes, share=GROW_SHARE):
             raise _CacheFull(
@@ -527,7 +527,7 @@ class DecodingLoop:
         st.step.add_(1)
 
 
-def _bucket(slots: int) -> int:
+def bucket(slots: int) -> int:
     """`slots` rounded up to a multiple of LENGTH_BUCKET."""
     return -(-slots // LENGTH_BUCKET) * LENGTH_BUCKET
 
